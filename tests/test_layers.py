@@ -1,0 +1,275 @@
+"""Tests of the Keras layers against keras.layers.MultiHeadAttention and the NumPy reference.
+
+Tolerance: 1e-5 absolute in float32 (the two implementations sum in different orders).
+"""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import selfattention as sa  # noqa: E402
+from selfattention import layers  # noqa: E402
+
+ATOL = 1e-5
+
+
+def data(B=2, T=5, S=7, d_q=16, d_v=12, seed=0):
+    rng = np.random.default_rng(seed)
+    return (
+        rng.normal(size=(B, T, d_q)).astype("float32"),
+        rng.normal(size=(B, S, d_v)).astype("float32"),
+    )
+
+
+def twins(num_heads=4, key_dim=8, query=None, value=None, **kwargs):
+    """A Keras layer and ours with identical weights."""
+    keras.utils.set_random_seed(1)
+    theirs = keras.layers.MultiHeadAttention(num_heads, key_dim, **kwargs)
+    ours = layers.MultiHeadAttention(num_heads, key_dim, **kwargs)
+    theirs(query, value)
+    ours(query, value)
+    ours.set_weights(theirs.get_weights())
+    return theirs, ours
+
+
+def random_mask(shape, seed=3, p=0.3):
+    mask = np.random.default_rng(seed).random(shape) > p
+    mask[..., 0] = True  # no fully masked row here (Keras differs there, tested separately)
+    return mask
+
+
+MASKS = {
+    "none": lambda B, T, S: None,
+    "padding": lambda B, T, S: np.broadcast_to(
+        np.arange(S)[None, None, :] < np.array([S, S - 3])[:, None, None], (B, T, S)
+    ),
+    "random": lambda B, T, S: random_mask((B, T, S)),
+    "2d": lambda B, T, S: random_mask((T, S)),
+}
+
+
+@pytest.mark.parametrize("mask_name", list(MASKS))
+@pytest.mark.parametrize(
+    "config",
+    [{}, {"value_dim": 6, "output_shape": 10}, {"use_bias": False}],
+    ids=["default", "value_dim-output_shape", "no-bias"],
+)
+def test_equals_keras_cross_attention(mask_name, config):
+    q, v = data()
+    theirs, ours = twins(query=q, value=v, **config)
+    mask = MASKS[mask_name](2, 5, 7)
+    ref_out, ref_scores = theirs(q, v, attention_mask=mask, return_attention_scores=True)
+    out, scores = ours(q, v, attention_mask=mask, return_attention_scores=True)
+    np.testing.assert_allclose(out, ref_out, atol=ATOL)
+    np.testing.assert_allclose(scores, ref_scores, atol=ATOL)
+    assert scores.shape == (2, 4, 5, 7)
+    # Keras's fast path (no scores returned) must agree too
+    np.testing.assert_allclose(
+        ours(q, v, attention_mask=mask), theirs(q, v, attention_mask=mask), atol=ATOL
+    )
+
+
+@pytest.mark.parametrize("mask_name", ["none", "padding", "random"])
+def test_equals_keras_causal_self_attention(mask_name):
+    q, _ = data(T=6, S=6)
+    theirs, ours = twins(query=q, value=q)
+    mask = MASKS[mask_name](2, 6, 6)
+    kwargs = {"attention_mask": mask, "use_causal_mask": True}
+    ref_out, ref_scores = theirs(q, q, return_attention_scores=True, **kwargs)
+    out, scores = ours(q, q, return_attention_scores=True, **kwargs)
+    np.testing.assert_allclose(out, ref_out, atol=ATOL)
+    np.testing.assert_allclose(scores, ref_scores, atol=ATOL)
+    np.testing.assert_array_equal(np.triu(scores[0, 0], k=1), 0)
+
+
+def test_equals_keras_with_separate_key_and_numpy():
+    rng = np.random.default_rng(5)
+    q, v = data()
+    key = rng.normal(size=(2, 7, 9)).astype("float32")
+    keras.utils.set_random_seed(2)
+    theirs = keras.layers.MultiHeadAttention(3, 5)
+    ours = layers.MultiHeadAttention(3, 5)
+    theirs(q, v, key)
+    ours(q, v, key)
+    ours.set_weights(theirs.get_weights())
+    mask = random_mask((2, 5, 7))
+    ref = theirs(q, v, key, attention_mask=mask)
+    np.testing.assert_allclose(ours(q, v, key, attention_mask=mask), ref, atol=ATOL)
+    weights = dict(zip(sa.KERAS_WEIGHT_NAMES, theirs.get_weights(), strict=True))
+    np_out, _ = sa.multi_head_attention(q, v, key, mask=mask, **weights)
+    np.testing.assert_allclose(np_out, ref, atol=ATOL)
+
+
+def test_numpy_tensorflow_and_chunked_agree():
+    rng = np.random.default_rng(6)
+    q, k, v = (rng.normal(size=(2, 3, 9, 8)).astype("float32") for _ in range(3))
+    mask = sa.causal_mask(9)
+    np_out, np_w = sa.scaled_dot_product_attention(q, k, v, mask=mask)
+    tf_out, tf_w = layers.scaled_dot_product_attention(q, k, v, mask=mask)
+    np.testing.assert_allclose(tf_out, np_out, atol=1e-6)
+    np.testing.assert_allclose(tf_w, np_w, atol=1e-6)
+    np.testing.assert_allclose(
+        sa.chunked_attention(q, k, v, mask=mask, chunk_size=4), np_out, atol=1e-6
+    )
+
+
+def test_fully_masked_row_zero_on_every_path_unlike_keras():
+    q, v = data()
+    mask = np.ones((2, 5, 7), bool)
+    mask[0, 2] = False
+    theirs, ours = twins(query=q, value=v, dropout=0.5)
+    theirs_fast, ours_fast = twins(query=q, value=v)
+    _, scores = ours(q, v, attention_mask=mask, return_attention_scores=True)
+    np.testing.assert_array_equal(scores[0, :, 2], 0)
+    no_scores = ours_fast(q, v, attention_mask=mask)
+    with_scores, _ = ours_fast(q, v, attention_mask=mask, return_attention_scores=True)
+    np.testing.assert_array_equal(no_scores, with_scores)
+    bias_only = ours_fast.b_o.numpy()  # zero attention output -> only the output bias remains
+    np.testing.assert_allclose(no_scores[0, 2], bias_only, atol=1e-7)
+    trained = ours(q, v, attention_mask=mask, training=True)
+    np.testing.assert_allclose(trained[0, 2], ours.b_o.numpy(), atol=1e-7)
+    # Keras: uniform weights on its explicit path? zeros; fast path: mean of values. They differ.
+    k_fast = theirs_fast(q, v, attention_mask=mask)
+    k_scores_out, _ = theirs_fast(q, v, attention_mask=mask, return_attention_scores=True)
+    assert not np.allclose(k_fast[0, 2], k_scores_out[0, 2], atol=1e-3)
+    np.testing.assert_allclose(k_scores_out[0, 2], no_scores[0, 2], atol=ATOL)
+
+
+def test_dropout_only_in_training():
+    q, v = data()
+    _, ours = twins(query=q, value=v, dropout=0.5)
+    a = ours(q, v, training=False)
+    b = ours(q, v)
+    np.testing.assert_array_equal(a, b)
+    c = ours(q, v, training=True)
+    assert not np.allclose(a, c)
+
+
+def test_causal_layer_past_is_independent_of_future_including_gradient():
+    rng = np.random.default_rng(7)
+    x = tf.constant(rng.normal(size=(1, 6, 16)).astype("float32"))
+    layer = layers.MultiHeadAttention(4, 4)
+    out = layer(x, x, use_causal_mask=True)
+    x2 = tf.concat([x[:, :4], x[:, 4:] + 5.0], axis=1)
+    out2 = layer(x2, x2, use_causal_mask=True)
+    np.testing.assert_allclose(out[:, :4], out2[:, :4], atol=1e-6)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = layer(x, x, use_causal_mask=True)[:, :4]
+    grad = tape.gradient(y, x).numpy()
+    np.testing.assert_array_equal(grad[:, 4:], 0)
+    assert np.abs(grad[:, :4]).sum() > 0
+
+
+def test_float16_and_float64_keep_their_dtype():
+    rng = np.random.default_rng(8)
+    for dtype in ("float16", "float64"):
+        q = tf.constant((rng.normal(size=(1, 3, 4)) * 50).astype(dtype))
+        out, w = layers.scaled_dot_product_attention(q, q, q)
+        assert out.dtype == dtype and w.dtype == dtype
+        assert np.isfinite(out.numpy()).all()
+    big = tf.constant(np.full((1, 2, 4), 100.0, "float32"))  # scores of 2e4
+    out, _ = layers.scaled_dot_product_attention(big, big, big)
+    assert np.isfinite(out.numpy()).all()
+
+
+def test_inside_tf_function_matches_eager():
+    q, v = data()
+    _, ours = twins(query=q, value=v)
+    mask = random_mask((2, 5, 7))
+    graph = tf.function(lambda a, b: ours(a, b, attention_mask=mask))
+    np.testing.assert_allclose(graph(q, v), ours(q, v, attention_mask=mask), atol=1e-6)
+
+
+def test_config_round_trip_and_saving(tmp_path):
+    q, v = data()
+    layer = layers.MultiHeadAttention(
+        2, 3, value_dim=5, dropout=0.1, output_shape=(7,), use_bias=False
+    )
+    config = layer.get_config()
+    clone = layers.MultiHeadAttention.from_config(config)
+    assert clone.get_config() == config
+    inputs = keras.Input((5, 16))
+    context = keras.Input((7, 12))
+    model = keras.Model([inputs, context], layer(inputs, context))
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    np.testing.assert_allclose(loaded([q, v]), model([q, v]), atol=1e-6)
+
+
+def test_blocks_shapes_norms_and_configs():
+    q, _ = data(d_q=16)
+    for norm_first in (False, True):
+        block = layers.TransformerEncoderBlock(16, 4, 32, norm_first=norm_first)
+        y = block(q, use_causal_mask=True)
+        assert y.shape == (2, 5, 16)
+        assert layers.TransformerEncoderBlock.from_config(block.get_config()).get_config() == (
+            block.get_config()
+        )
+    post = layers.TransformerEncoderBlock(16, 4, 32)(q).numpy()
+    np.testing.assert_allclose(post.mean(-1), 0, atol=1e-5)  # post-norm ends with LayerNorm
+    context = tf.random.normal((2, 7, 16))
+    dec = layers.TransformerDecoderBlock(16, 4, 32)
+    out, cross = dec(q, context, return_attention_scores=True)
+    assert out.shape == (2, 5, 16) and cross.shape == (2, 4, 5, 7)
+    np.testing.assert_allclose(tf.reduce_sum(cross, -1), 1, atol=1e-5)
+    emb = layers.PositionalEmbedding(11, 16, max_length=20)
+    assert emb(np.array([[1, 2, 3]])).shape == (1, 3, 16)
+
+
+# ---------------------------------------------------------------- errors
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"num_heads": 0}, r"`num_heads` must be a positive integer. Received: num_heads=0"),
+        ({"key_dim": -2}, r"`key_dim` must be a positive integer. Received: key_dim=-2"),
+        ({"value_dim": 0}, r"`value_dim` must be a positive integer"),
+        ({"dropout": 1.0}, r"`dropout` must be a number in \[0, 1\). Received: dropout=1.0"),
+        ({"dropout": -0.1}, r"`dropout` must be a number in \[0, 1\)"),
+        ({"output_shape": (3, 4)}, r"`output_shape` must be an int or a 1-tuple"),
+    ],
+    ids=["num_heads", "key_dim", "value_dim", "dropout-one", "dropout-negative", "output_shape"],
+)
+def test_layer_constructor_errors(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        layers.MultiHeadAttention(**({"num_heads": 2, "key_dim": 4} | kwargs))
+
+
+def test_block_errors():
+    with pytest.raises(ValueError, match=r"`d_model` must be divisible by `num_heads`"):
+        layers.TransformerEncoderBlock(10, 4, 32)
+    with pytest.raises(ValueError, match=r"`d_ff` must be a positive integer"):
+        layers.TransformerDecoderBlock(16, 4, 0)
+    with pytest.raises(ValueError, match=r"`vocab_size` must be a positive integer"):
+        layers.PositionalEmbedding(0, 16)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"key": np.zeros((2, 7, 3), "float32")}, ValueError, r"`key` must have the same last dim"),
+        ({"value": np.zeros((2, 3, 8), "float32")}, ValueError, r"`value` must have as many"),
+        ({"query": np.zeros((8,), "float32")}, ValueError, r"`query` must have rank >= 2"),
+        ({"query": tf.constant([["a"]])}, TypeError, r"`query` must be a real numeric tensor"),
+        ({"mask": np.ones((3, 3), bool)}, ValueError, r"`mask` must broadcast"),
+        ({"mask": np.full((5, 7), 2)}, ValueError, r"`mask` must be boolean .* only 0 and 1"),
+        ({"scale": 0.0}, ValueError, r"`scale` must be a positive number"),
+    ],
+    ids=["depth", "length", "rank", "nonnumeric", "mask-shape", "mask-values", "scale"],
+)
+def test_tf_attention_errors(kwargs, error, match):
+    rng = np.random.default_rng(9)
+    args = {
+        "query": rng.normal(size=(2, 5, 8)).astype("float32"),
+        "key": rng.normal(size=(2, 7, 8)).astype("float32"),
+        "value": rng.normal(size=(2, 7, 4)).astype("float32"),
+    } | kwargs
+    with pytest.raises(error, match=match):
+        layers.scaled_dot_product_attention(**args)
