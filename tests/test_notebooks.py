@@ -1,0 +1,63 @@
+"""Structural checks of the book's notebooks (nbval checks their outputs; this checks the rules).
+
+- stored outputs come from one fresh top-to-bottom run: execution counts are 1..N, no error outputs
+  except in cells tagged `raises-exception`;
+- at least 80% of the code cells that have output are compared by nbval (not ignored, not skipped);
+- every chapter imports the package, has a title with the article's Chinese section title, and ends
+  with exercises.
+"""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+BOOK = Path(__file__).resolve().parent.parent / "book"
+CHAPTERS = sorted(BOOK.glob("0[1-9]_*.ipynb"))
+IGNORE_TAGS = {"nbval-ignore-output", "nbval-skip"}
+IGNORE_COMMENTS = ("# NBVAL_IGNORE_OUTPUT", "# NBVAL_SKIP")
+
+
+def code_cells(path):
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    return nb, [c for c in nb["cells"] if c["cell_type"] == "code" and "".join(c["source"]).strip()]
+
+
+def test_there_are_nine_chapters():
+    assert [p.name[:2] for p in CHAPTERS] == [f"0{i}" for i in range(1, 10)]
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_fresh_run_without_errors(path):
+    _, cells = code_cells(path)
+    assert [c["execution_count"] for c in cells] == list(range(1, len(cells) + 1))
+    for cell in cells:
+        tags = cell.get("metadata", {}).get("tags", [])
+        if "raises-exception" not in tags:
+            assert not any(o["output_type"] == "error" for o in cell["outputs"]), cell["source"]
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_most_outputs_are_compared(path):
+    _, cells = code_cells(path)
+    with_output = [c for c in cells if c["outputs"]]
+    ignored = [
+        c
+        for c in with_output
+        if IGNORE_TAGS & set(c.get("metadata", {}).get("tags", []))
+        or "".join(c["source"]).lstrip().startswith(IGNORE_COMMENTS)
+    ]
+    assert with_output, "a chapter with no output to compare"
+    compared = 1 - len(ignored) / len(with_output)
+    assert compared >= 0.8, f"only {compared:.0%} of the cells with output are compared"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_chapter_shape(path):
+    nb, cells = code_cells(path)
+    markdown = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
+    title = re.search(r"^# (.+)$", markdown, flags=re.MULTILINE)
+    assert title and re.search(r"[\u4e00-\u9fff]", title.group(1)), "title needs the Chinese title"
+    assert any("import selfattention" in "".join(c["source"]) for c in cells)
+    assert re.search(r"^#+ .*Exercises", markdown, flags=re.MULTILINE | re.IGNORECASE)
