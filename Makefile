@@ -1,12 +1,16 @@
 # Two entry points, each doing all of its own set-up on a fresh machine with Python 3.11:
 #   make book   builds the site into _build/html
-#   make test   lints, runs the unit tests and validates every notebook with nbval
+#   make test   lints, builds the site, runs the unit and browser tests, and validates every
+#               notebook with nbval (it installs Debian's chromium with apt-get if it is missing)
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
+NODE_STAMP := node_modules/.installed
+NBVAL := --nbval --nbval-current-env --nbval-sanitize-with book/sanitize.cfg
 
-.PHONY: book test lint unit notebooks benchmark clean
+.PHONY: book test lint unit notebooks browser browser-deps benchmark clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,24 +19,38 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(STAMP)
 
+$(DEV_STAMP): $(STAMP) requirements-dev.txt
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	touch $(DEV_STAMP)
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $(NODE_STAMP)
+
+browser-deps: $(DEV_STAMP) $(NODE_STAMP)
+	bash .ci/install-browser
+
 book: $(STAMP)
 	$(BIN)/jupyter-book build . -W -n --keep-going
 
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 
-unit: $(STAMP)
-	$(BIN)/pytest tests
+unit: $(DEV_STAMP)
+	$(BIN)/pytest tests --ignore=tests/browser
 
 notebooks: $(STAMP)
-	$(BIN)/pytest --nbval --nbval-current-env --nbval-sanitize-with book/sanitize.cfg book
+	$(BIN)/pytest $(NBVAL) book
 
-test: lint $(STAMP)
-	$(BIN)/pytest tests --nbval --nbval-current-env --nbval-sanitize-with book/sanitize.cfg book
+browser: browser-deps
+	$(BIN)/pytest tests/browser
+
+test: lint browser-deps book
+	$(BIN)/pytest tests $(NBVAL) book
 
 benchmark: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 
 clean:
-	rm -rf _build
+	rm -rf _build screenshots

@@ -273,3 +273,141 @@ def test_tf_attention_errors(kwargs, error, match):
     } | kwargs
     with pytest.raises(error, match=match):
         layers.scaled_dot_product_attention(**args)
+
+
+# ---------------------------------------------------------------- the chunked path
+def chunked_twins(chunk_size, query, value, **kwargs):
+    """Our layer without and with `chunk_size`, identical weights."""
+    keras.utils.set_random_seed(4)
+    full = layers.MultiHeadAttention(4, 8, **kwargs)
+    chunked = layers.MultiHeadAttention(4, 8, chunk_size=chunk_size, **kwargs)
+    full(query, value)
+    chunked(query, value)
+    chunked.set_weights(full.get_weights())
+    return full, chunked
+
+
+def with_fully_masked_rows(mask):
+    if mask is None:
+        return None
+    mask = np.array(mask)
+    mask[..., 1, :] = False  # query 1 may attend to nothing (in every batch)
+    return mask
+
+
+@pytest.mark.parametrize("chunk_size", [1, 3, 7, 64], ids=lambda c: f"chunk{c}")
+@pytest.mark.parametrize("mask_name", list(MASKS))
+def test_chunked_layer_equals_unchunked(chunk_size, mask_name):
+    q, v = data()
+    full, chunked = chunked_twins(chunk_size, q, v)
+    mask = with_fully_masked_rows(MASKS[mask_name](2, 5, 7))
+    expected = full(q, v, attention_mask=mask)
+    np.testing.assert_allclose(chunked(q, v, attention_mask=mask), expected, atol=ATOL)
+    graph = tf.function(lambda a, b: chunked(a, b, attention_mask=mask))
+    np.testing.assert_allclose(graph(q, v), expected, atol=ATOL)
+    if mask is not None:  # nothing to attend to: the attention output is 0, only the bias is left
+        np.testing.assert_allclose(
+            chunked(q, v, attention_mask=mask)[:, 1],
+            np.broadcast_to(chunked.b_o.numpy(), (2, 16)),
+            atol=1e-7,
+        )
+
+
+@pytest.mark.parametrize("mask_name", ["none", "padding", "random"])
+def test_chunked_layer_causal_equals_unchunked(mask_name):
+    x, _ = data(T=9, S=9)
+    full, chunked = chunked_twins(4, x, x)
+    mask = MASKS[mask_name](2, 9, 9)
+    kwargs = {"attention_mask": mask, "use_causal_mask": True}
+    np.testing.assert_allclose(chunked(x, x, **kwargs), full(x, x, **kwargs), atol=ATOL)
+
+
+def test_chunked_layer_gradients_equal_unchunked():
+    x, _ = data(T=6, S=6)
+    x = tf.constant(x)
+    full, chunked = chunked_twins(4, x, x)
+    grads = []
+    for layer in (full, chunked):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = tf.reduce_sum(layer(x, x, use_causal_mask=True) ** 2)
+        grads.append(tape.gradient(y, [x, *layer.trainable_weights]))
+    for g_full, g_chunked in zip(*grads, strict=True):
+        np.testing.assert_allclose(g_chunked, g_full, atol=1e-4)
+
+
+def test_chunked_layer_scores_and_dropout_use_the_full_path():
+    q, v = data()
+    full, chunked = chunked_twins(3, q, v, dropout=0.5)
+    out, scores = chunked(q, v, return_attention_scores=True)
+    ref_out, ref_scores = full(q, v, return_attention_scores=True)
+    np.testing.assert_allclose(out, ref_out, atol=ATOL)
+    np.testing.assert_allclose(scores, ref_scores, atol=ATOL)
+    assert not np.allclose(chunked(q, v, training=True), out)  # dropout is applied
+
+
+def test_chunked_layer_config_round_trip_and_saving(tmp_path):
+    q, v = data()
+    layer = layers.MultiHeadAttention(2, 3, chunk_size=4)
+    config = layer.get_config()
+    assert config["chunk_size"] == 4
+    clone = layers.MultiHeadAttention.from_config(config)
+    assert clone.chunk_size == 4 and clone.get_config() == config
+    assert layers.MultiHeadAttention(2, 3).get_config()["chunk_size"] is None
+    inputs, context = keras.Input((5, 16)), keras.Input((7, 12))
+    model = keras.Model([inputs, context], layer(inputs, context))
+    path = tmp_path / "chunked.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    assert loaded.layers[-1].chunk_size == 4
+    np.testing.assert_allclose(loaded([q, v]), model([q, v]), atol=1e-6)
+
+
+@pytest.mark.parametrize("bad", [0, -3, 2.5, True], ids=["zero", "negative", "float", "bool"])
+def test_chunk_size_must_be_a_positive_int(bad):
+    match = f"`chunk_size` must be a positive integer. Received: chunk_size={bad!r}"
+    with pytest.raises(ValueError, match=match):
+        layers.MultiHeadAttention(2, 4, chunk_size=bad)
+    rng = np.random.default_rng(10)
+    x = rng.normal(size=(1, 3, 4)).astype("float32")
+    with pytest.raises(ValueError, match=match):
+        layers.chunked_attention(x, x, x, chunk_size=bad)
+
+
+def test_tf_chunked_attention_equals_numpy_and_keeps_dtype():
+    rng = np.random.default_rng(11)
+    q, k, v = (rng.normal(size=(2, 3, 9, 8)).astype("float32") for _ in range(3))
+    mask = rng.random((2, 1, 9, 9)) > 0.4
+    mask[0, 0, 4] = False
+    expected = sa.chunked_attention(q, k, v, mask=mask, chunk_size=2)
+    out = layers.chunked_attention(q, k, v, mask=mask, chunk_size=2)
+    np.testing.assert_allclose(out, expected, atol=1e-6)
+    np.testing.assert_array_equal(out[0, :, 4], 0)
+    causal, _ = layers.scaled_dot_product_attention(q, k, v, mask=sa.causal_mask(9))
+    np.testing.assert_allclose(
+        layers.chunked_attention(q, k, v, chunk_size=4, use_causal_mask=True), causal, atol=1e-6
+    )
+    half = layers.chunked_attention(*(x.astype("float16") * 30 for x in (q, k, v)), chunk_size=4)
+    assert half.dtype == tf.float16 and np.isfinite(half.numpy()).all()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"key": np.zeros((2, 7, 3), "float32")}, ValueError, r"`key` must have the same last dim"),
+        ({"value": np.zeros((2, 3, 8), "float32")}, ValueError, r"`value` must have as many"),
+        ({"query": tf.constant([["a"]])}, TypeError, r"`query` must be a real numeric tensor"),
+        ({"mask": np.ones((3, 3), bool)}, ValueError, r"`mask` must broadcast"),
+        ({"scale": -1.0}, ValueError, r"`scale` must be a positive number"),
+    ],
+    ids=["depth", "length", "nonnumeric", "mask-shape", "scale"],
+)
+def test_tf_chunked_attention_errors(kwargs, error, match):
+    rng = np.random.default_rng(12)
+    args = {
+        "query": rng.normal(size=(2, 5, 8)).astype("float32"),
+        "key": rng.normal(size=(2, 7, 8)).astype("float32"),
+        "value": rng.normal(size=(2, 7, 4)).astype("float32"),
+    } | kwargs
+    with pytest.raises(error, match=match):
+        layers.chunked_attention(**args)

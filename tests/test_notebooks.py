@@ -61,3 +61,30 @@ def test_chapter_shape(path):
     assert title and re.search(r"[\u4e00-\u9fff]", title.group(1)), "title needs the Chinese title"
     assert any("import selfattention" in "".join(c["source"]) for c in cells)
     assert re.search(r"^#+ .*Exercises", markdown, flags=re.MULTILINE | re.IGNORECASE)
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_first_code_cell_installs_the_package_where_missing(path):
+    """Colab has no `selfattention`: the first code cell installs it from the repository that
+    `_config.yml` names (the launch buttons' address), and does nothing where it is installed."""
+    import yaml
+
+    url = yaml.safe_load((BOOK.parent / "_config.yml").read_text())["repository"]["url"]
+    _, cells = code_cells(path)
+    first = cells[0]
+    source = "".join(first["source"])
+    assert 'if importlib.util.find_spec("selfattention") is None:' in source
+    assert f'%pip install --quiet "selfattention[keras] @ git+{url}@main"' in source
+    assert "hide-cell" in first["metadata"].get("tags", [])
+    assert not first["outputs"], "installed locally: the stored run must not have installed it"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_every_figure_has_a_description(path):
+    """myst-nb takes an output image's alt text from the cell's `mystnb.image.alt` metadata;
+    without it the page's alt text is the image's file name."""
+    _, cells = code_cells(path)
+    for cell in cells:
+        if any("image/png" in o.get("data", {}) for o in cell["outputs"]):
+            alt = cell["metadata"].get("mystnb", {}).get("image", {}).get("alt", "")
+            assert len(alt.split()) >= 15, f"no real description for {cell['source'][:80]}"

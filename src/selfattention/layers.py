@@ -23,6 +23,7 @@ __all__ = [
     "PositionalEmbedding",
     "TransformerDecoderBlock",
     "TransformerEncoderBlock",
+    "chunked_attention",
     "scaled_dot_product_attention",
 ]
 
@@ -76,22 +77,8 @@ def _as_bool_mask(mask, scores_shape: tf.TensorShape) -> tf.Tensor:
     return mask
 
 
-def scaled_dot_product_attention(
-    query, key, value, mask=None, scale=None, dropout=0.0, training=False, seed=None
-):
-    r"""softmax(Q K^T / sqrt(d_k)) V on tensors; the contract of
-    :func:`selfattention.scaled_dot_product_attention`.
-
-    Args:
-        query: `(..., T, d_k)`; key: `(..., S, d_k)`; value: `(..., S, d_v)`.
-        mask: optional boolean, broadcastable to `(..., T, S)`; True = may attend.
-        scale: positive number; default `1 / sqrt(d_k)`.
-        dropout: rate applied to the weights when `training` is True.
-        seed: optional `keras.random.SeedGenerator` for the dropout.
-
-    Returns:
-        `(output, weights)`: `(..., T, d_v)` and `(..., T, S)`. A fully masked row gives 0s.
-    """
+def _check_attention_inputs(query, key, value, scale):
+    """Checked tensors in the dtype the softmax runs in, the scale and the result dtype."""
     query = _as_float_tensor(query, "query")
     key = _as_float_tensor(key, "key")
     value = _as_float_tensor(value, "value")
@@ -113,21 +100,120 @@ def scaled_dot_product_attention(
     dtype = query.dtype
     work = tf.float32 if dtype in (tf.float16, tf.bfloat16) else dtype
     q, k, v = (tf.cast(x, work) for x in (query, key, value))
+    return q, k, v, scale, dtype
 
-    scores = tf.matmul(q * scale, k, transpose_b=True)  # (..., T, S)
+
+def _scores_shape(q, k) -> tf.TensorShape:
+    """The static shape `(..., T, S)` of `q @ k^T`."""
+    batch = tf.broadcast_static_shape(q.shape[:-2], k.shape[:-2])
+    return batch.concatenate([q.shape[-2], k.shape[-2]])
+
+
+def scaled_dot_product_attention(
+    query, key, value, mask=None, scale=None, dropout=0.0, training=False, seed=None
+):
+    r"""softmax(Q K^T / sqrt(d_k)) V on tensors; the contract of
+    :func:`selfattention.scaled_dot_product_attention`.
+
+    Args:
+        query: `(..., T, d_k)`; key: `(..., S, d_k)`; value: `(..., S, d_v)`.
+        mask: optional boolean, broadcastable to `(..., T, S)`; True = may attend.
+        scale: positive number; default `1 / sqrt(d_k)`.
+        dropout: rate applied to the weights when `training` is True.
+        seed: optional `keras.random.SeedGenerator` for the dropout.
+
+    Returns:
+        `(output, weights)`: `(..., T, d_v)` and `(..., T, S)`. A fully masked row gives 0s.
+    """
+    q, k, v, scale, dtype = _check_attention_inputs(query, key, value, scale)
     if mask is not None:
-        mask = _as_bool_mask(mask, scores.shape)
-        scores = tf.where(mask, scores, work.min)
-    scores -= tf.reduce_max(scores, axis=-1, keepdims=True)
-    weights = tf.exp(scores)  # (..., T, S)
+        mask = _as_bool_mask(mask, _scores_shape(q, k))
+    rate = dropout if training else 0.0
+    output, weights = _attention(q * scale, k, v, mask, rate, seed)
+    return tf.cast(output, dtype), tf.cast(weights, dtype)
+
+
+def _attention(q, k, v, mask, dropout=0.0, seed=None):
+    """`(output, weights)` of attention with `q` already scaled; weights and output are 0 in a
+    row that may attend to nothing. Two `(..., T, S)` tensors at most: scores and weights."""
+    scores = tf.matmul(q, k, transpose_b=True)  # (..., T, S)
     if mask is not None:
-        weights = tf.where(mask, weights, tf.zeros_like(weights))
-    weights = tf.math.divide_no_nan(weights, tf.reduce_sum(weights, axis=-1, keepdims=True))
+        scores = tf.where(mask, scores, scores.dtype.min)
+    weights = tf.nn.softmax(scores)  # (..., T, S), one fused kernel: max, exp, sum, divide
     dropped = weights
-    if training and dropout > 0:
+    if dropout > 0:
         dropped = keras.random.dropout(weights, rate=dropout, seed=seed)
     output = tf.matmul(dropped, v)  # (..., T, d_v)
-    return tf.cast(output, dtype), tf.cast(weights, dtype)
+    if mask is not None:  # softmax gives a fully masked row uniform weights: set them to 0
+        attends = tf.cast(tf.reduce_any(mask, axis=-1, keepdims=True), weights.dtype)  # (..., T, 1)
+        weights, output = weights * attends, output * attends
+    return output, weights
+
+
+def chunked_attention(
+    query, key, value, mask=None, scale=None, chunk_size=512, use_causal_mask=False
+):
+    r"""Exact attention over blocks of `chunk_size` keys with the online softmax, on tensors:
+    the contract of :func:`selfattention.chunked_attention`. Only a `(..., T, chunk_size)`
+    block of scores exists at a time (a `tf.while_loop`, one block after the other).
+
+    Args:
+        query: `(..., T, d_k)`; key: `(..., S, d_k)`; value: `(..., S, d_v)`.
+        mask: optional boolean, broadcastable to `(..., T, S)`; True = may attend.
+        scale: positive number; default `1 / sqrt(d_k)`.
+        chunk_size: number of keys per block; positive, need not divide `S`.
+        use_causal_mask: also forbid key `j > t` for query `t`, built block by block.
+
+    Returns:
+        `output` `(..., T, d_v)`; 0 in a row that may attend to nothing.
+    """
+    q, k, v, scale, dtype = _check_attention_inputs(query, key, value, scale)
+    _check_positive_int(chunk_size, "chunk_size")
+    if mask is not None:
+        mask = _as_bool_mask(mask, _scores_shape(q, k))
+    return tf.cast(_chunked(q * scale, k, v, mask, use_causal_mask, chunk_size), dtype)
+
+
+def _chunked(q, k, v, mask, causal, chunk_size):
+    """The online softmax of `selfattention.chunked_attention`, with `q` already scaled."""
+    T, S = tf.shape(q)[-2], tf.shape(k)[-2]
+    batch = tf.broadcast_dynamic_shape(tf.shape(q)[:-2], tf.shape(k)[:-2])
+    batch = tf.broadcast_dynamic_shape(batch, tf.shape(v)[:-2])
+    fill = q.dtype.min
+
+    def step(start, m, total, acc):
+        k_c = k[..., start : start + chunk_size, :]  # (..., c, d_k)
+        v_c = v[..., start : start + chunk_size, :]  # (..., c, d_v)
+        scores = tf.matmul(q, k_c, transpose_b=True)  # (..., T, c)
+        keep = _block_mask(mask, causal, start, tf.shape(k_c)[-2], T)
+        if keep is not None:
+            scores = tf.where(keep, scores, fill)
+        m_new = tf.maximum(m, tf.reduce_max(scores, axis=-1, keepdims=True))  # (..., T, 1)
+        correction = tf.exp(m - m_new)  # rescales what was accumulated under the old max
+        p = tf.exp(scores - m_new)  # (..., T, c)
+        total = total * correction + tf.reduce_sum(p, axis=-1, keepdims=True)
+        acc = acc * correction + tf.matmul(p, v_c)  # (..., T, d_v)
+        return start + chunk_size, m_new, total, acc
+
+    m = tf.fill(tf.concat([batch, [T, 1]], 0), tf.constant(-np.inf, q.dtype))  # running max
+    total = tf.zeros_like(m)  # running sum of exp(score - m)
+    acc = tf.zeros(tf.concat([batch, [T, tf.shape(v)[-1]]], 0), q.dtype)  # sum of exp(...) V
+    _, m, total, acc = tf.while_loop(
+        lambda start, *_: start < S, step, (tf.constant(0), m, total, acc), parallel_iterations=1
+    )
+    attends = m > fill  # the running max is still the fill value only if no key was allowed
+    return tf.where(attends, acc / total, tf.zeros_like(acc))  # (..., T, d_v)
+
+
+def _block_mask(mask, causal, start, width, T):
+    """The mask of keys `start .. start + width` (None if nothing is masked)."""
+    keep = None
+    if mask is not None:
+        keep = mask if mask.shape[-1] == 1 else mask[..., start : start + width]
+    if causal:
+        allowed = tf.range(T)[:, None] >= start + tf.range(width)[None, :]  # (T, c)
+        keep = allowed if keep is None else tf.logical_and(keep, allowed)
+    return keep
 
 
 @keras.saving.register_keras_serializable(package="selfattention")
@@ -140,6 +226,12 @@ class MultiHeadAttention(keras.layers.Layer):
     reproduces Keras's outputs. Unlike Keras, a fully masked query row always gives weights 0
     (Keras gives uniform weights on its fast path and zeros on its explicit path).
 
+    With `chunk_size` set, a call that returns no scores and applies no dropout runs
+    :func:`chunked_attention` instead: the same output (to float rounding) from one
+    `(B, h, T, chunk_size)` block of scores at a time instead of the full `(B, h, T, S)`.
+    That saves memory at inference; under a `tf.GradientTape` TensorFlow keeps every block
+    for the backward pass, so training memory is not reduced.
+
     Args:
         num_heads: number of heads `h`.
         key_dim: depth `d_k` of each query/key head.
@@ -148,6 +240,7 @@ class MultiHeadAttention(keras.layers.Layer):
         use_bias: whether the four projections have biases.
         output_shape: last dimension of the output; defaults to the query's `d_model`.
         kernel_initializer, bias_initializer: as in Keras.
+        chunk_size: optional positive int, keys per block for the memory-saving path.
 
     Call arguments:
         query: `(B, T, d_model)`. value: `(B, S, d_model_v)`. key: `(B, S, d_model_k)`,
@@ -167,6 +260,7 @@ class MultiHeadAttention(keras.layers.Layer):
         kernel_initializer="glorot_uniform",
         bias_initializer="zeros",
         seed=None,
+        chunk_size=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -184,6 +278,8 @@ class MultiHeadAttention(keras.layers.Layer):
             output_shape = output_shape[0]
         if output_shape is not None:
             _check_positive_int(output_shape, "output_shape")
+        if chunk_size is not None:
+            _check_positive_int(chunk_size, "chunk_size")
         self.num_heads = num_heads
         self.key_dim = key_dim
         self.value_dim = value_dim or key_dim
@@ -194,6 +290,7 @@ class MultiHeadAttention(keras.layers.Layer):
         self.bias_initializer = keras.initializers.get(bias_initializer)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
+        self.chunk_size = chunk_size
 
     def build(self, query_shape, value_shape, key_shape=None):
         key_shape = value_shape if key_shape is None else key_shape
@@ -244,14 +341,19 @@ class MultiHeadAttention(keras.layers.Layer):
                 mask = mask != 0
             if mask.shape.rank == 3:
                 mask = mask[:, None, :, :]  # (B, 1, T, S): the same mask for every head
-        if use_causal_mask:
-            T, S = tf.shape(q)[-2], tf.shape(k)[-2]
-            causal = tf.linalg.band_part(tf.ones((T, S), tf.bool), -1, 0)  # (T, S)
-            mask = causal if mask is None else tf.logical_and(mask, causal)
-
-        heads, weights = scaled_dot_product_attention(
-            q, k, v, mask=mask, dropout=self.dropout, training=training, seed=self.seed_generator
-        )  # (B, h, T, d_v), (B, h, T, S)
+        dropout = self.dropout if training else 0.0
+        if self.chunk_size and not return_attention_scores and not dropout:
+            heads = chunked_attention(
+                q, k, v, mask=mask, chunk_size=self.chunk_size, use_causal_mask=use_causal_mask
+            )  # (B, h, T, d_v)
+        else:
+            if use_causal_mask:
+                T, S = tf.shape(q)[-2], tf.shape(k)[-2]
+                causal = tf.linalg.band_part(tf.ones((T, S), tf.bool), -1, 0)  # (T, S)
+                mask = causal if mask is None else tf.logical_and(mask, causal)
+            heads, weights = scaled_dot_product_attention(
+                q, k, v, mask=mask, dropout=dropout, training=training, seed=self.seed_generator
+            )  # (B, h, T, d_v), (B, h, T, S)
         output = tf.einsum("bhtv,hvo->bto", heads, self.w_o)  # (B, T, d_out)
         if self.b_o is not None:
             output += self.b_o
@@ -272,6 +374,7 @@ class MultiHeadAttention(keras.layers.Layer):
             "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
             "bias_initializer": keras.initializers.serialize(self.bias_initializer),
             "seed": self.seed,
+            "chunk_size": self.chunk_size,
         }
 
 

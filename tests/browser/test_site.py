@@ -1,0 +1,223 @@
+"""The built site as a reader sees it, in a real browser (Debian's Chromium, headless).
+
+For every page: HTTP 200; no console errors except the allow-listed ones below; every image
+loaded; every formula rendered by MathJax (served by the site itself) with no error node and no
+stray `$`; no request leaves localhost; axe-core finds no WCAG 2 A/AA violation, in light and
+in dark mode; at phone width nothing but code and tables scrolls sideways. Screenshots of every
+page at desktop width (light and dark) and phone width are written to `screenshots/`.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+import pytest
+from sitecheck import AXE, site_pages
+
+DESKTOP = {"width": 1280, "height": 900}
+PHONE = {"width": 390, "height": 844}
+
+# Console messages that are not faults of a page, each with the reason it is allowed.
+ALLOWED_CONSOLE = {
+    # sphinx-thebe (launch_buttons.thebe) writes its loader script into every page twice; the
+    # second copy's `const` declaration fails, the first copy works (Thebe itself loads only
+    # when the reader presses "Live code").
+    r"Identifier 'THEBE_JS_URL' has already been declared": "sphinx-thebe emits its script twice",
+    # pydata-sphinx-theme logs this on a first visit, while local storage holds no theme mode yet.
+    r"Got invalid theme mode: \. Resetting to auto\.": "theme's first-visit message",
+}
+
+# axe-core rules switched off, each with the reason. Empty: every rule of WCAG 2 A/AA runs.
+AXE_DISABLED: dict[str, str] = {}
+AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
+
+PAGES = site_pages()
+
+
+def _name(page: str) -> str:
+    return page.removesuffix(".html").replace("/", "_")
+
+
+def _open(browser, site_url, page, viewport, scheme="light"):
+    """Open `page` in a fresh context; return (tab, response, console errors, foreign requests)."""
+    context = browser.new_context(viewport=viewport, color_scheme=scheme)
+    tab = context.new_page()
+    errors, foreign = [], []
+    tab.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    tab.on("pageerror", lambda e: errors.append(str(e)))
+    host = urlsplit(site_url).netloc
+
+    def check_request(request):
+        url = urlsplit(request.url)
+        if url.scheme in ("http", "https") and url.netloc != host:
+            foreign.append(request.url)
+
+    tab.on("request", check_request)
+    tab.on(
+        "response",
+        lambda r: errors.append(f"HTTP {r.status}: {r.url}") if r.status >= 400 else None,
+    )
+    response = tab.goto(site_url + page, wait_until="networkidle")
+    tab.evaluate("() => document.fonts.ready")
+    _wait_for_mathjax(tab)
+    return tab, response, errors, foreign
+
+
+def _wait_for_mathjax(tab) -> None:
+    """MathJax 3 typesets asynchronously: wait for its startup promise, if the page loads it."""
+    tab.evaluate(
+        """async () => {
+            if (!document.querySelector('script[src*="mathjax"]')) return;
+            const ready = () => window.MathJax && MathJax.startup && MathJax.startup.promise;
+            for (let i = 0; i < 200 && !ready(); i++) await new Promise(r => setTimeout(r, 50));
+            await MathJax.startup.promise;
+        }"""
+    )
+
+
+def _unexpected(errors: list[str]) -> list[str]:
+    """Errors not allowed above. The browser's "Failed to load resource" line carries no URL: the
+    failed response itself is listed as "HTTP <status>: <url>" instead."""
+    allowed = [*ALLOWED_CONSOLE, r"^Failed to load resource: the server responded with a status"]
+    return [e for e in errors if not any(re.search(p, e) for p in allowed)]
+
+
+def _axe(tab) -> list[str]:
+    tab.add_script_tag(path=str(AXE))
+    result = tab.evaluate(
+        """async ([tags, disabled]) => {
+            const rules = Object.fromEntries(disabled.map(id => [id, {enabled: false}]));
+            const r = await axe.run(document, {runOnly: {type: 'tag', values: tags}, rules});
+            return r.violations.map(v => `${v.id} (${v.impact}): ${v.help} -- ` +
+                v.nodes.slice(0, 3).map(n => n.target.join(' ')).join(' | ') +
+                (v.nodes.length > 3 ? ` (+${v.nodes.length - 3} more)` : ''));
+        }""",
+        [AXE_TAGS, list(AXE_DISABLED)],
+    )
+    return result
+
+
+def _broken_images(tab) -> list[str]:
+    return tab.evaluate(
+        """() => [...document.images]
+            .filter(img => !(img.complete && img.naturalWidth > 0))
+            .map(img => img.getAttribute('src'))"""
+    )
+
+
+@pytest.mark.parametrize("page", PAGES, ids=_name)
+def test_page_desktop_light(browser, site_url, screenshots, page):
+    tab, response, errors, foreign = _open(browser, site_url, page, DESKTOP)
+    try:
+        assert response is not None and response.status == 200, f"{page}: status {response}"
+        assert not _unexpected(errors), f"{page}: console errors {_unexpected(errors)}"
+        assert not _broken_images(tab), f"{page}: images not loaded {_broken_images(tab)}"
+        unnamed = tab.evaluate(
+            """() => [...document.querySelectorAll('main img')]
+                .filter(img => !img.alt || /\\.(png|svg|jpe?g)$/.test(img.alt))
+                .map(img => img.getAttribute('src'))"""
+        )
+        assert not unnamed, f"{page}: images whose alt text is empty or a file name: {unnamed}"
+
+        math = tab.evaluate(
+            """() => ({
+                source: document.querySelectorAll('.math').length,
+                rendered: document.querySelectorAll('.math mjx-container').length,
+                errors: [...document.querySelectorAll('mjx-merror')].map(e => e.textContent),
+                mathjax: [...document.scripts].map(s => s.src).filter(s => /mathjax/i.test(s)),
+            })"""
+        )
+        assert not math["errors"], f"{page}: MathJax errors {math['errors']}"
+        assert math["rendered"] == math["source"], f"{page}: {math} formulas rendered"
+        if math["source"]:
+            assert all(s.startswith(site_url) for s in math["mathjax"]), math["mathjax"]
+        prose = tab.evaluate(
+            """() => {
+                const body = document.querySelector('main') || document.body;
+                const copy = body.cloneNode(true);
+                copy.querySelectorAll('pre, code, mjx-container, script, style, .output')
+                    .forEach(e => e.remove());
+                return copy.innerText;
+            }"""
+        )
+        stray = [m.group(0) for m in re.finditer(r".{0,30}\$.{0,30}", prose)]
+        assert not stray, f"{page}: unrendered `$` in the text: {stray}"
+
+        assert not foreign, f"{page}: requests that leave localhost: {foreign}"
+        violations = _axe(tab)
+        assert not violations, f"{page}: WCAG A/AA violations (light):\n" + "\n".join(violations)
+        tab.screenshot(path=screenshots / f"{_name(page)}-desktop.png", full_page=True)
+    finally:
+        tab.context.close()
+
+
+@pytest.mark.parametrize("page", PAGES, ids=_name)
+def test_page_desktop_dark(browser, site_url, screenshots, page):
+    tab, response, errors, foreign = _open(browser, site_url, page, DESKTOP, scheme="dark")
+    try:
+        assert response.status == 200
+        theme = tab.evaluate("() => document.documentElement.dataset.theme")
+        assert theme == "dark", f"{page}: the theme did not follow the dark colour scheme: {theme}"
+        assert not _unexpected(errors), f"{page}: console errors {_unexpected(errors)}"
+        violations = _axe(tab)
+        assert not violations, f"{page}: WCAG A/AA violations (dark):\n" + "\n".join(violations)
+        assert not foreign, f"{page}: requests that leave localhost: {foreign}"
+        tab.screenshot(path=screenshots / f"{_name(page)}-dark.png", full_page=True)
+    finally:
+        tab.context.close()
+
+
+@pytest.mark.parametrize("page", PAGES, ids=_name)
+def test_page_phone(browser, site_url, screenshots, page):
+    tab, response, errors, foreign = _open(browser, site_url, page, PHONE)
+    try:
+        assert response.status == 200
+        assert not _unexpected(errors), f"{page}: console errors {_unexpected(errors)}"
+        assert not _broken_images(tab), f"{page}: images not loaded {_broken_images(tab)}"
+        # Only code, outputs, tables and display maths may scroll sideways, inside their own box.
+        overflow = tab.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"{page}: the page is {overflow}px wider than a 390px phone"
+        tab.screenshot(path=screenshots / f"{_name(page)}-phone.png", full_page=True)
+    finally:
+        tab.context.close()
+
+
+def test_every_chapter_is_a_page():
+    chapters = [p for p in PAGES if re.match(r"book/0\d_", p)]
+    assert len(chapters) == 9, chapters
+
+
+def test_search_finds_softmax(browser, site_url):
+    context = browser.new_context(viewport=DESKTOP)
+    tab = context.new_page()
+    try:
+        tab.goto(site_url + "search.html?q=softmax", wait_until="networkidle")
+        tab.wait_for_selector("#search-results ul.search li", timeout=20_000)
+        hits = tab.eval_on_selector_all(
+            "#search-results ul.search li a", "links => links.map(a => a.textContent)"
+        )
+        assert any("Algorithm steps" in h for h in hits), hits
+        assert len(hits) >= 3, hits
+    finally:
+        context.close()
+
+
+def test_chapters_have_launch_buttons(browser, site_url):
+    """Binder, Colab, live code (Thebe), the repository and the notebook download, on a chapter."""
+    context = browser.new_context(viewport=DESKTOP)
+    tab = context.new_page()
+    try:
+        tab.goto(site_url + "book/03_algorithm_steps.html", wait_until="networkidle")
+        links = tab.eval_on_selector_all("a", "links => links.map(a => a.href)")
+        path = "book/03_algorithm_steps.ipynb"
+        assert any("mybinder.org/v2/gh/" in h and path in h for h in links), links
+        assert any("colab.research.google.com/github/" in h and path in h for h in links), links
+        download = [h for h in links if h.endswith("_sources/" + path)]
+        assert download, "no notebook download"
+        notebook = tab.request.get(download[0])
+        assert notebook.ok and '"cells"' in notebook.text(), "the download is not the notebook"
+        assert tab.locator("button.btn-launch-thebe").count() == 1, "no live-code (Thebe) button"
+        assert tab.locator('a[href^="https://github.com/"]').count() >= 1
+    finally:
+        context.close()
