@@ -88,3 +88,19 @@ def test_every_figure_has_a_description(path):
         if any("image/png" in o.get("data", {}) for o in cell["outputs"]):
             alt = cell["metadata"].get("mystnb", {}).get("image", {}).get("alt", "")
             assert len(alt.split()) >= 15, f"no real description for {cell['source'][:80]}"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_tensorflow_start_up_logs_are_not_shown(path):
+    """TensorFlow's C++ start-up lines (absl, CUDA drivers) go to stderr when a notebook is run
+    by hand; the site must not show them: such cells are tagged `remove-stderr`."""
+    _, cells = code_cells(path)
+    for cell in cells:
+        logs = [
+            o
+            for o in cell["outputs"]
+            if o.get("name") == "stderr"
+            and re.search(r"absl|cudart|cuda drivers", "".join(o["text"]))
+        ]
+        if logs:
+            assert "remove-stderr" in cell["metadata"].get("tags", []), cell["source"][:80]
