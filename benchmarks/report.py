@@ -299,6 +299,13 @@ def plot_all(results: dict, folder: Path) -> list:
     return paths
 
 
+def _save(plt, fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def _loglog(ax, title: str, ylabel: str) -> None:
     from matplotlib.ticker import FuncFormatter, NullFormatter
 
@@ -336,10 +343,7 @@ def _plot_numpy(plt, s: dict, path: Path) -> Path:
         _series(right, s["memory_mib"].get(name), label, s["exponents"]["memory"].get(name))
     _loglog(left, "NumPy attention, 8 heads: time per call", "median time (ms, log scale)")
     _loglog(right, "NumPy attention, 8 heads: peak memory", "peak allocated (MiB, log scale)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def _plot_long(plt, s: dict, exact: dict, path: Path) -> Path:
@@ -351,20 +355,9 @@ def _plot_long(plt, s: dict, exact: dict, path: Path) -> Path:
         _series(
             right, s["memory_mib"].get(name), NUMPY_LABELS[name], s["exponents"]["memory"].get(name)
         )
-    left.plot(
-        [exact["n"]],
-        [1e3 * exact["seconds"]],
-        "k*",
-        ms=12,
-        label=f"chunk {exact['chunk_size']}, one run",
-    )
-    right.plot(
-        [exact["n"]],
-        [exact["traced_peak_mib"]],
-        "k*",
-        ms=12,
-        label=f"chunk {exact['chunk_size']}, one run",
-    )
+    one_run = f"chunk {exact['chunk_size']}, one run"
+    for ax, value in ((left, 1e3 * exact["seconds"]), (right, exact["traced_peak_mib"])):
+        ax.plot([exact["n"]], [value], "k*", ms=12, label=one_run)
     right.plot(
         [exact["n"]],
         [exact["naive_scores_mib"]],
@@ -374,10 +367,7 @@ def _plot_long(plt, s: dict, exact: dict, path: Path) -> Path:
     )
     _loglog(left, "One head, long sequences: time per call", "time (ms, log scale)")
     _loglog(right, "One head, long sequences: peak memory", "peak allocated (MiB, log scale)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def _plot_keras(plt, s: dict, path: Path) -> Path:
@@ -403,7 +393,4 @@ def _plot_keras(plt, s: dict, path: Path) -> Path:
         left, "Keras layers (d_model 512, 8 heads): time per call", "median time (ms, log scale)"
     )
     _loglog(right, "Keras layers: peak memory of one call", "peak RSS added (MiB, log scale)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
