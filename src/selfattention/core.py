@@ -211,7 +211,7 @@ def chunked_attention(query, key, value, mask=None, scale=None, chunk_size: int 
     mask = _check_mask(mask, (*batch, T, S))
     keep = None if mask is None else np.broadcast_to(mask, (*batch, T, S))
 
-    q = query.astype(work, copy=False)  # (..., T, d_k)
+    q = query.astype(work, copy=False)  # (..., T, d_k): no copy of Q (K is scaled block by block)
     m = np.full((*batch, T, 1), -np.inf, dtype=work)  # running max of the scores
     total = np.zeros((*batch, T, 1), dtype=work)  # running sum of exp(score - m)
     acc = np.zeros((*batch, T, value.shape[-1]), dtype=work)  # running sum of exp(...) @ V
@@ -261,7 +261,7 @@ def _softmax_rows_in_place(scores: np.ndarray, mask: np.ndarray | None) -> np.nd
         if drop is not None:
             np.copyto(block, 0, where=drop)
         total = block.sum(axis=-1, keepdims=True)  # (..., r, 1)
-        np.divide(1, total, out=total, where=total > 0)  # a fully masked row keeps 1/0 -> 0
+        np.divide(1, total, out=total, where=total > 0)  # a fully masked row keeps 0: all 0s
         block *= total
     return scores
 

@@ -128,26 +128,18 @@ def scaled_dot_product_attention(
     q, k, v, scale, dtype = _check_attention_inputs(query, key, value, scale)
     if mask is not None:
         mask = _as_bool_mask(mask, _scores_shape(q, k))
-    rate = dropout if training else 0.0
-    output, weights = _attention(q * scale, k, v, mask, rate, seed)
-    return tf.cast(output, dtype), tf.cast(weights, dtype)
-
-
-def _attention(q, k, v, mask, dropout=0.0, seed=None):
-    """`(output, weights)` of attention with `q` already scaled; weights and output are 0 in a
-    row that may attend to nothing. Two `(..., T, S)` tensors at most: scores and weights."""
-    scores = tf.matmul(q, k, transpose_b=True)  # (..., T, S)
+    scores = tf.matmul(q * scale, k, transpose_b=True)  # (..., T, S)
     if mask is not None:
         scores = tf.where(mask, scores, scores.dtype.min)
     weights = tf.nn.softmax(scores)  # (..., T, S), one fused kernel: max, exp, sum, divide
     dropped = weights
-    if dropout > 0:
+    if training and dropout > 0:
         dropped = keras.random.dropout(weights, rate=dropout, seed=seed)
     output = tf.matmul(dropped, v)  # (..., T, d_v)
     if mask is not None:  # softmax gives a fully masked row uniform weights: set them to 0
         attends = tf.cast(tf.reduce_any(mask, axis=-1, keepdims=True), weights.dtype)  # (..., T, 1)
         weights, output = weights * attends, output * attends
-    return output, weights
+    return tf.cast(output, dtype), tf.cast(weights, dtype)
 
 
 def chunked_attention(
