@@ -1,22 +1,25 @@
 """selfattention: attention written to be read next to its equations.
 
-``import selfattention as sa`` gives the NumPy reference (no TensorFlow import):
+``import selfattention as sa`` gives the NumPy functions (no TensorFlow import):
 :func:`softmax`, :func:`scaled_dot_product_attention`, :func:`chunked_attention`,
 :func:`multi_head_attention`, :func:`causal_mask`, :func:`padding_mask` and
-:func:`positional_encoding`. ``from selfattention import layers`` gives the Keras 3 layers.
+:func:`positional_encoding`. Their plain form, written to be read next to the equations, is
+:mod:`selfattention.reference`; the two attention functions exported here are the faster,
+equal versions of :mod:`selfattention.fast`. ``from selfattention import layers`` gives the
+Keras 3 layers.
 
 Shape legend: ``B`` batch, ``T`` query length, ``S`` key/value length, ``h`` heads,
 ``d_k`` key depth, ``d_v`` value depth, ``d_model`` model width.
 """
 
-from .core import (
+from . import fast, reference
+from .fast import chunked_attention, scaled_dot_product_attention
+from .reference import (
     KERAS_WEIGHT_NAMES,
     causal_mask,
-    chunked_attention,
     multi_head_attention,
     padding_mask,
     positional_encoding,
-    scaled_dot_product_attention,
     softmax,
 )
 
@@ -31,4 +34,6 @@ __all__ = [
     "positional_encoding",
     "scaled_dot_product_attention",
     "softmax",
+    "fast",
+    "reference",
 ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .core import scaled_dot_product_attention
+from .fast import scaled_dot_product_attention
 
 # The article's code as printed (section 5), for display in the book.
 SEED_SOURCE = """\

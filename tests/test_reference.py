@@ -1,4 +1,7 @@
-"""Tests of the NumPy reference: hand-computed cases, properties, edges and error messages."""
+"""Tests of the NumPy formulas (`selfattention.reference`): hand-computed cases, properties,
+edges and error messages. Every test of attention runs on the reference and on the fast path
+(`selfattention.fast`, what `sa.scaled_dot_product_attention` is), so the two are held to the
+same cases."""
 
 import numpy as np
 import pytest
@@ -6,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import selfattention as sa
+from selfattention import fast, reference
 
 RNG = np.random.default_rng(0)
 
@@ -16,6 +20,13 @@ def random_qkv(B=2, T=4, S=6, d_k=8, d_v=3, dtype=np.float32, seed=0):
     k = rng.normal(size=(B, S, d_k)).astype(dtype)
     v = rng.normal(size=(B, S, d_v)).astype(dtype)
     return q, k, v
+
+
+ATTENTION = pytest.mark.parametrize(
+    "attention",
+    [reference.scaled_dot_product_attention, fast.scaled_dot_product_attention],
+    ids=["reference", "fast"],
+)
 
 
 # ---------------------------------------------------------------- hand-computed cases
@@ -34,22 +45,24 @@ def test_softmax_all_minus_inf_gives_zeros():
     np.testing.assert_array_equal(sa.softmax([-np.inf, -np.inf]), [0.0, 0.0])
 
 
-def test_attention_hand_computed_2x2():
+@ATTENTION
+def test_attention_hand_computed_2x2(attention):
     # q = k = I, d_k = 2: scores = I / sqrt(2); row 0 weights = softmax([1/sqrt2, 0]).
     q = k = np.eye(2)
     v = np.array([[1.0, 0.0], [0.0, 10.0]])
-    out, w = sa.scaled_dot_product_attention(q, k, v)
+    out, w = attention(q, k, v)
     a = np.exp(1 / np.sqrt(2)) / (np.exp(1 / np.sqrt(2)) + 1)  # 0.66976...
     np.testing.assert_allclose(w, [[a, 1 - a], [1 - a, a]], rtol=1e-12)
     np.testing.assert_allclose(out, [[a, 10 * (1 - a)], [1 - a, 10 * a]], rtol=1e-12)
     assert round(a, 5) == 0.66976
 
 
-def test_attention_hand_computed_with_mask_and_scale():
+@ATTENTION
+def test_attention_hand_computed_with_mask_and_scale(attention):
     q = np.array([[1.0, 1.0]])
     k = np.array([[1.0, 0.0], [0.0, 1.0], [5.0, 5.0]])
     v = np.array([[2.0], [4.0], [100.0]])
-    out, w = sa.scaled_dot_product_attention(q, k, v, mask=[[True, True, False]], scale=1.0)
+    out, w = attention(q, k, v, mask=[[True, True, False]], scale=1.0)
     # the masked third key is ignored; the first two tie: weights 1/2, 1/2, 0
     np.testing.assert_array_equal(w, [[0.5, 0.5, 0.0]])
     np.testing.assert_array_equal(out, [[3.0]])
@@ -92,9 +105,10 @@ def naive_formula(q, k, v, mask=None):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
-def test_attention_matches_formula(dtype):
+@ATTENTION
+def test_attention_matches_formula(dtype, attention):
     q, k, v = random_qkv(dtype=dtype)
-    out, w = sa.scaled_dot_product_attention(q, k, v)
+    out, w = attention(q, k, v)
     ref_out, ref_w = naive_formula(q, k, v)
     tol = 1e-6 if dtype == np.float32 else 1e-13
     np.testing.assert_allclose(out, ref_out, atol=tol)
@@ -104,67 +118,74 @@ def test_attention_matches_formula(dtype):
 
 @pytest.mark.parametrize("chunk_size", [1, 2, 3, 5, 6, 7, 512], ids=lambda c: f"chunk{c}")
 @pytest.mark.parametrize("masked", [False, True], ids=["nomask", "mask"])
-def test_chunked_equals_naive(chunk_size, masked):
+@ATTENTION
+def test_chunked_equals_naive(chunk_size, masked, attention):
     q, k, v = random_qkv(T=5, S=6)
     mask = None
     if masked:
         mask = np.random.default_rng(1).random((2, 5, 6)) > 0.4
         mask[0, 1] = False  # one fully masked row
-    out, _ = sa.scaled_dot_product_attention(q, k, v, mask=mask)
+    out, _ = attention(q, k, v, mask=mask)
     chunked = sa.chunked_attention(q, k, v, mask=mask, chunk_size=chunk_size)
     np.testing.assert_allclose(chunked, out, atol=1e-6)
     assert chunked.dtype == np.float32
 
 
-def test_chunked_float64_and_causal_long():
+@ATTENTION
+def test_chunked_float64_and_causal_long(attention):
     q, k, v = random_qkv(B=1, T=300, S=300, dtype=np.float64, seed=3)
     mask = sa.causal_mask(300)
-    out, _ = sa.scaled_dot_product_attention(q, k, v, mask=mask)
+    out, _ = attention(q, k, v, mask=mask)
     np.testing.assert_allclose(
         sa.chunked_attention(q, k, v, mask=mask, chunk_size=64), out, atol=1e-13
     )
 
 
 # ---------------------------------------------------------------- edges
-def test_fully_masked_row_gives_zeros_everywhere():
+@ATTENTION
+def test_fully_masked_row_gives_zeros_everywhere(attention):
     q, k, v = random_qkv()
     mask = np.ones((2, 4, 6), bool)
     mask[1, 2] = False
-    out, w = sa.scaled_dot_product_attention(q, k, v, mask=mask)
+    out, w = attention(q, k, v, mask=mask)
     np.testing.assert_array_equal(w[1, 2], 0)
     np.testing.assert_array_equal(out[1, 2], 0)
     np.testing.assert_array_equal(sa.chunked_attention(q, k, v, mask=mask, chunk_size=4)[1, 2], 0)
     np.testing.assert_allclose(w.sum(-1)[mask.any(-1)], 1, rtol=1e-6)
 
 
-def test_mask_polarity_true_means_attend():
+@ATTENTION
+def test_mask_polarity_true_means_attend(attention):
     q, k, v = random_qkv(B=1, T=1, S=3)
-    _, w = sa.scaled_dot_product_attention(q, k, v, mask=np.array([[[True, False, False]]]))
+    _, w = attention(q, k, v, mask=np.array([[[True, False, False]]]))
     np.testing.assert_allclose(w[0, 0], [1.0, 0.0, 0.0])
 
 
-def test_integer_mask_of_zeros_and_ones_is_accepted():
+@ATTENTION
+def test_integer_mask_of_zeros_and_ones_is_accepted(attention):
     q, k, v = random_qkv()
     m = np.random.default_rng(2).random((4, 6)) > 0.5
-    a, _ = sa.scaled_dot_product_attention(q, k, v, mask=m)
-    b, _ = sa.scaled_dot_product_attention(q, k, v, mask=m.astype(int))
+    a, _ = attention(q, k, v, mask=m)
+    b, _ = attention(q, k, v, mask=m.astype(int))
     np.testing.assert_array_equal(a, b)
 
 
-def test_huge_scores_stay_finite_float32():
+@ATTENTION
+def test_huge_scores_stay_finite_float32(attention):
     q = np.full((1, 3, 4), 100.0, np.float32)  # scores of 1e4 * 4 / 2 = 2e4
     k = np.array([[[100.0] * 4, [99.0] * 4, [-100.0] * 4]], np.float32)
     v = np.array([[[1.0], [2.0], [3.0]]], np.float32)
-    out, w = sa.scaled_dot_product_attention(q, k, v)
+    out, w = attention(q, k, v)
     assert np.isfinite(out).all() and np.isfinite(w).all()
     np.testing.assert_allclose(w[0, 0], [1, 0, 0], atol=1e-6)
     np.testing.assert_allclose(sa.chunked_attention(q, k, v, chunk_size=1), out)
 
 
-def test_float16_is_computed_in_float32_and_returned_as_float16():
+@ATTENTION
+def test_float16_is_computed_in_float32_and_returned_as_float16(attention):
     q, k, v = random_qkv(dtype=np.float16)
     q = q * 60  # float16 scores that would overflow exp() if computed in float16
-    out, w = sa.scaled_dot_product_attention(q, k, v)
+    out, w = attention(q, k, v)
     assert out.dtype == np.float16 and w.dtype == np.float16
     ref_out, _ = naive_formula(q, k, v)
     np.testing.assert_allclose(out.astype(np.float64), ref_out, atol=2e-2)
@@ -172,8 +193,9 @@ def test_float16_is_computed_in_float32_and_returned_as_float16():
     assert sa.softmax(np.array([60000.0, 0.0], np.float16)).dtype == np.float16
 
 
-def test_integer_inputs_become_float64():
-    out, w = sa.scaled_dot_product_attention(np.eye(2, dtype=int), np.eye(2, dtype=int), np.eye(2))
+@ATTENTION
+def test_integer_inputs_become_float64(attention):
+    out, w = attention(np.eye(2, dtype=int), np.eye(2, dtype=int), np.eye(2))
     assert out.dtype == np.float64 and w.dtype == np.float64
 
 
@@ -181,12 +203,13 @@ def test_integer_inputs_become_float64():
 shapes = st.tuples(st.integers(1, 3), st.integers(1, 6), st.integers(1, 6), st.integers(1, 5))
 
 
+@ATTENTION
 @settings(max_examples=40, deadline=None)
 @given(shapes, st.integers(0, 2**16), st.floats(0.1, 30.0))
-def test_properties_rows_sum_to_one_and_output_in_value_range(shape, seed, spread):
+def test_properties_rows_sum_to_one_and_output_in_value_range(attention, shape, seed, spread):
     B, T, S, d = shape
     q, k, v = random_qkv(B, T, S, d, d, dtype=np.float64, seed=seed)
-    out, w = sa.scaled_dot_product_attention(q * spread, k, v)
+    out, w = attention(q * spread, k, v)
     np.testing.assert_allclose(w.sum(-1), 1, rtol=1e-12)
     assert (w >= 0).all()
     lo, hi = v.min(axis=-2, keepdims=True), v.max(axis=-2, keepdims=True)
@@ -196,25 +219,27 @@ def test_properties_rows_sum_to_one_and_output_in_value_range(shape, seed, sprea
     )
 
 
+@ATTENTION
 @settings(max_examples=25, deadline=None)
 @given(st.integers(2, 8), st.integers(0, 2**16))
-def test_self_attention_without_positions_is_permutation_equivariant(T, seed):
+def test_self_attention_without_positions_is_permutation_equivariant(attention, T, seed):
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(T, 4))
     perm = rng.permutation(T)
-    out, _ = sa.scaled_dot_product_attention(x, x, x)
-    out_perm, _ = sa.scaled_dot_product_attention(x[perm], x[perm], x[perm])
+    out, _ = attention(x, x, x)
+    out_perm, _ = attention(x[perm], x[perm], x[perm])
     np.testing.assert_allclose(out_perm, out[perm], atol=1e-12)
 
 
-def test_causal_outputs_do_not_depend_on_the_future():
+@ATTENTION
+def test_causal_outputs_do_not_depend_on_the_future(attention):
     q, k, v = random_qkv(B=1, T=6, S=6, d_k=4, d_v=4, dtype=np.float64)
     mask = sa.causal_mask(6)
-    out, _ = sa.scaled_dot_product_attention(q, k, v, mask=mask)
+    out, _ = attention(q, k, v, mask=mask)
     k2, v2 = k.copy(), v.copy()
     k2[:, 4:] += 10
     v2[:, 4:] -= 10
-    out2, _ = sa.scaled_dot_product_attention(q, k2, v2, mask=mask)
+    out2, _ = attention(q, k2, v2, mask=mask)
     np.testing.assert_array_equal(out[:, :4], out2[:, :4])
     assert not np.allclose(out[:, 4:], out2[:, 4:])
 
@@ -283,9 +308,10 @@ Q, K, V = random_qkv()
     ],
 )
 @pytest.mark.parametrize("fn", ["naive", "chunked"])
-def test_errors_name_the_argument(kwargs, error, match, fn):
+@ATTENTION
+def test_errors_name_the_argument(kwargs, error, match, fn, attention):
     args = {"query": Q, "key": K, "value": V} | kwargs
-    func = sa.scaled_dot_product_attention if fn == "naive" else sa.chunked_attention
+    func = attention if fn == "naive" else sa.chunked_attention
     with pytest.raises(error, match=match):
         func(**args)
 
@@ -343,79 +369,3 @@ def test_import_does_not_import_tensorflow():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "False"
-
-
-# ---------------------------------------------------------------- the fast paths stay exact
-@pytest.fixture
-def tiny_blocks(monkeypatch):
-    """Blocks of a single score row: every block boundary case is exercised on small inputs."""
-    import selfattention.core as core
-
-    monkeypatch.setattr(core, "_BLOCK_ELEMENTS", 1)
-
-
-@pytest.mark.parametrize("masked", [False, True], ids=["nomask", "mask"])
-def test_row_blocks_do_not_change_the_result(tiny_blocks, masked):
-    q, k, v = random_qkv(B=2, T=5, S=6, dtype=np.float64)
-    mask = None
-    if masked:
-        mask = np.random.default_rng(5).random((2, 5, 6)) > 0.4
-        mask[1, 3] = False  # one fully masked row
-    out, w = sa.scaled_dot_product_attention(q, k, v, mask=mask)
-    ref_out, ref_w = naive_formula(q, k, v, mask)
-    np.testing.assert_allclose(out, ref_out, atol=1e-13)
-    np.testing.assert_allclose(w, ref_w, atol=1e-13)
-    np.testing.assert_allclose(
-        sa.chunked_attention(q, k, v, mask, chunk_size=4), ref_out, atol=1e-13
-    )
-
-
-def test_inputs_are_not_modified():
-    q, k, v = random_qkv()
-    mask = np.random.default_rng(6).random((2, 4, 6)) > 0.3
-    copies = [x.copy() for x in (q, k, v, mask)]
-    sa.scaled_dot_product_attention(q, k, v, mask=mask)
-    sa.chunked_attention(q, k, v, mask=mask, chunk_size=4)
-    for original, copy in zip((q, k, v, mask), copies, strict=True):
-        np.testing.assert_array_equal(original, copy)
-
-
-def test_broadcast_batch_mask_columns_and_strided_inputs():
-    q, k, v = random_qkv(B=3, T=5, S=7, dtype=np.float64)
-    k1, v1 = k[:1], v[:1]  # one key/value set shared by the 3 query batches
-    q_strided = np.ascontiguousarray(np.swapaxes(q, -1, -2)).swapaxes(-1, -2)  # not C-contiguous
-    mask = np.ones((5, 1), bool)  # (T, 1): broadcast over keys
-    mask[2] = False
-    out, w = sa.scaled_dot_product_attention(q_strided, k1, v1, mask=mask)
-    ref_out, ref_w = naive_formula(
-        q, np.broadcast_to(k1, k.shape), np.broadcast_to(v1, v.shape), mask
-    )
-    np.testing.assert_allclose(out, ref_out, atol=1e-13)
-    np.testing.assert_array_equal(out[:, 2], 0)
-    np.testing.assert_allclose(
-        sa.chunked_attention(q_strided, k1, v1, mask, chunk_size=3), ref_out, atol=1e-13
-    )
-
-
-def _peak_bytes(fn):
-    import tracemalloc
-
-    tracemalloc.start()
-    try:
-        fn()
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-
-
-def test_naive_allocates_little_beyond_its_scores():
-    q, k, v = random_qkv(B=2, T=512, S=512, d_k=16, d_v=16)
-    scores_bytes = 2 * 512 * 512 * 4
-    assert _peak_bytes(lambda: sa.scaled_dot_product_attention(q, k, v)) < 1.2 * scores_bytes
-
-
-def test_chunked_memory_is_one_block_of_scores():
-    q, k, v = random_qkv(B=1, T=1024, S=1024, d_k=16, d_v=16)
-    naive = _peak_bytes(lambda: sa.scaled_dot_product_attention(q, k, v))
-    chunked = _peak_bytes(lambda: sa.chunked_attention(q, k, v, chunk_size=64))
-    assert chunked < 0.15 * naive  # a (T, 64) block instead of (T, S), plus (T, d_v) state
