@@ -1,5 +1,6 @@
 """Helpers shared by the benchmark scripts: interleaved timing, paired ratios, log-log fits,
-and memory probes (tracemalloc for NumPy, the process's peak RSS for TensorFlow).
+memory probes (tracemalloc for NumPy, the process's peak RSS for TensorFlow), and the names
+and settings every script shares.
 
 Sizes follow the package's shape legend: `B` batch, `h` heads, `T` = `S` = `n` tokens, `d_k`.
 """
@@ -8,11 +9,13 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 import time
-import tracemalloc
 from collections.abc import Callable
 
 import numpy as np
+
+from selfattention.measure import traced_peak_mib  # noqa: F401  (re-exported for the children)
 
 HEADS, D_K = 8, 64  # the transformer-base head shape: 8 heads of depth 64 (d_model = 512)
 SIZES = (256, 512, 1024, 2048, 4096)  # n for the main tables
@@ -20,6 +23,16 @@ CHUNKS = (256, 512, 1024)  # chunk sizes of the online-softmax path
 REPEATS = 7  # timed repetitions after one warm-up call of each contender
 FIT_FROM = 1024  # exponents are fitted on n >= FIT_FROM, where overheads no longer dominate
 MIB = 2**20
+KERAS_IMPLS = ("keras", "ours", "ours_chunked")  # Keras's layer, ours, ours with chunk_size
+MODES = ("eager", "graph")  # a layer called eagerly, or inside tf.function
+# As in the book's notebooks: quiet TensorFlow, and no oneDNN kernels (their results vary).
+TF_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3", "TF_ENABLE_ONEDNN_OPTS": "0"}
+
+
+def quiet_tensorflow() -> None:
+    """Set `TF_ENV` in this process, unless already set; call it before importing TensorFlow."""
+    for name, value in TF_ENV.items():
+        os.environ.setdefault(name, value)
 
 
 def qkv(n: int, heads: int = HEADS, seed: int = 0) -> tuple[np.ndarray, ...]:
@@ -65,22 +78,6 @@ def fit_exponent(ns, values, n_min: int = FIT_FROM) -> float | None:
         return None
     x, y = np.log([p[0] for p in points]), np.log([p[1] for p in points])
     return float(np.polyfit(x, y, 1)[0])
-
-
-def traced_peak_mib(fn: Callable) -> float:
-    """Peak MiB allocated while `fn()` runs, result included, as seen by `tracemalloc` (NumPy
-    reports its array buffers to it); the inputs, allocated before, do not count."""
-    gc.collect()
-    tracemalloc.start()
-    try:
-        before = tracemalloc.get_traced_memory()[0]
-        tracemalloc.reset_peak()
-        result = fn()
-        peak = tracemalloc.get_traced_memory()[1]
-        del result
-    finally:
-        tracemalloc.stop()
-    return (peak - before) / MIB
 
 
 def _status_mib(field: str) -> float:

@@ -8,10 +8,10 @@ and inside `tf.function`, all six interleaved in every round. Prints one JSON li
 from __future__ import annotations
 
 import argparse
-import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+from common import quiet_tensorflow
+
+quiet_tensorflow()
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -19,6 +19,8 @@ import tensorflow as tf  # noqa: E402
 from common import (  # noqa: E402
     D_K,
     HEADS,
+    KERAS_IMPLS,
+    MODES,
     REPEATS,
     SIZES,
     emit,
@@ -32,8 +34,6 @@ from selfattention import layers  # noqa: E402
 
 D_MODEL = HEADS * D_K
 LAYER_CHUNK = 512  # chunk_size of our layer's memory-saving path
-IMPLS = ("keras", "ours", "ours_chunked")
-MODES = ("eager", "graph")
 
 
 def build() -> dict:
@@ -68,7 +68,7 @@ def tokens(n: int) -> tf.Tensor:
 
 def time_all(sizes, repeats) -> dict:
     built = build()
-    calls = {(i, m): self_attention(built[i], m) for i in IMPLS for m in MODES}
+    calls = {(i, m): self_attention(built[i], m) for i in KERAS_IMPLS for m in MODES}
     times = {}
     for n in sizes:
         x = tokens(n)

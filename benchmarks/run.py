@@ -22,7 +22,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from common import CHUNKS, SIZES
+from common import CHUNKS, KERAS_IMPLS, MODES, SIZES, TF_ENV
 from report import plot_all, print_tables, summarise
 
 HERE = Path(__file__).resolve().parent
@@ -32,15 +32,13 @@ BOOK_FIGURES = HERE.parent / "book" / "figures"
 LONG_SIZES = (4096, 8192, 16384)  # one head, the chunked path's longer range
 KERAS_MEMORY_SIZES = (1024, 2048, 4096)
 KERAS_CHUNKED_EXTRA = (8192,)  # our chunked layer only: Keras would need 4 GiB here
-# as in the book's notebooks: quiet TensorFlow, and no oneDNN kernels (their results vary)
-CHILD_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3", "TF_ENABLE_ONEDNN_OPTS": "0"}
 
 
 def child(script: str, *args, env: dict | None = None) -> dict:
     """Run `script` with `args` in a fresh Python process; return the JSON it prints."""
     command = [sys.executable, str(HERE / script), *map(str, args)]
     done = subprocess.run(
-        command, capture_output=True, text=True, env={**CHILD_ENV, **os.environ, **(env or {})}
+        command, capture_output=True, text=True, env={**TF_ENV, **os.environ, **(env or {})}
     )
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed:\n{done.stderr[-3000:]}")
@@ -60,7 +58,7 @@ def provenance(blas_threads: int) -> dict:
     }
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, 3 rounds")
     parser.add_argument(
@@ -73,23 +71,18 @@ def main() -> None:
     parser.add_argument(
         "--from-json", type=Path, help="only redo the tables and figures from a saved run"
     )
-    args = parser.parse_args()
-    if args.from_json:
-        results = json.loads(args.from_json.read_text())
-        results["summary"] = summarise(results)
-        print_tables(results)
-        args.from_json.write_text(json.dumps(results, indent=1))
-        plot_all(results, args.from_json.parent)
-        return
+    return parser.parse_args()
 
-    started = time.perf_counter()
-    sizes, repeats = (SIZES[:3], 3) if args.quick else (SIZES, 7)
-    long_sizes, exact_n = ((1024, 2048), 8192) if args.quick else (LONG_SIZES, 65536)
-    keras_sizes = (256, 512) if args.quick else KERAS_MEMORY_SIZES
-    chunked_extra = (1024,) if args.quick else KERAS_CHUNKED_EXTRA
-    blas = {"OPENBLAS_NUM_THREADS": str(args.blas_threads), "OMP_NUM_THREADS": "1"}
 
-    results = {"meta": provenance(args.blas_threads)}
+def measure(quick: bool, blas_threads: int) -> dict:
+    """Every measurement, each part in fresh child processes; the raw results."""
+    sizes, repeats = (SIZES[:3], 3) if quick else (SIZES, 7)
+    long_sizes, exact_n = ((1024, 2048), 8192) if quick else (LONG_SIZES, 65536)
+    keras_sizes = (256, 512) if quick else KERAS_MEMORY_SIZES
+    chunked_extra = (1024,) if quick else KERAS_CHUNKED_EXTRA
+    blas = {"OPENBLAS_NUM_THREADS": str(blas_threads), "OMP_NUM_THREADS": "1"}
+
+    results = {"meta": provenance(blas_threads)}
     print("NumPy, 8 heads ...", flush=True)
     results["numpy"] = child(
         "numpy_bench.py", "--sizes", *sizes, "--repeats", repeats, "--chunks", *CHUNKS, env=blas
@@ -106,29 +99,44 @@ def main() -> None:
     print("Keras layers, time ...", flush=True)
     results["keras"] = child("keras_bench.py", "--time", "--sizes", *sizes, "--repeats", repeats)
     print("Keras layers, peak memory, one fresh process per point ...", flush=True)
-    modes = ("eager", "graph")
-    jobs = [
-        (i, m, n) for n in keras_sizes for i in ("keras", "ours", "ours_chunked") for m in modes
-    ]
-    jobs += [("ours_chunked", m, n) for n in chunked_extra for m in modes]
+    jobs = [(i, m, n) for n in keras_sizes for i in KERAS_IMPLS for m in MODES]
+    jobs += [("ours_chunked", m, n) for n in chunked_extra for m in MODES]
     with ThreadPoolExecutor(2) as pool:  # two at a time: memory, unlike time, does not mind
         points = list(pool.map(lambda job: child("keras_bench.py", "--memory", *job), jobs))
     results["keras_memory"] = points
-
     results["meta"]["load_average_end"] = os.getloadavg()[0]
-    results["meta"]["seconds"] = round(time.perf_counter() - started, 1)
-    results["summary"] = summarise(results)
-    print_tables(results)
+    return results
 
+
+def publish(results: dict, to_book: bool) -> None:
+    """Write the JSON and the figures, and copy them to book/figures/ for chapter 8."""
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "benchmark.json").write_text(json.dumps(results, indent=1))
     figures = plot_all(results, RESULTS)
     print(f"\nwrote {RESULTS / 'benchmark.json'} and {len(figures)} figures in {RESULTS}")
-    if not (args.quick or args.no_book):
+    if to_book:
         BOOK_FIGURES.mkdir(exist_ok=True)
         for path in [RESULTS / "benchmark.json", *figures]:
             shutil.copy(path, BOOK_FIGURES / path.name)
         print(f"copied them to {BOOK_FIGURES}")
+
+
+def main() -> None:
+    args = parse_args()
+    if args.from_json:
+        results = json.loads(args.from_json.read_text())
+        results["summary"] = summarise(results)
+        print_tables(results)
+        args.from_json.write_text(json.dumps(results, indent=1))
+        plot_all(results, args.from_json.parent)
+        return
+
+    started = time.perf_counter()
+    results = measure(args.quick, args.blas_threads)
+    results["meta"]["seconds"] = round(time.perf_counter() - started, 1)
+    results["summary"] = summarise(results)
+    print_tables(results)
+    publish(results, to_book=not (args.quick or args.no_book))
 
 
 if __name__ == "__main__":

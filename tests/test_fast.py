@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 import selfattention as sa
 from selfattention import fast, reference
+from selfattention.measure import traced_peak_mib
 
 
 def random_qkv(B=2, T=4, S=6, d_k=8, d_v=3, dtype=np.float32, seed=0):
@@ -101,25 +102,14 @@ def test_broadcast_batch_mask_columns_and_strided_inputs():
     )
 
 
-def _peak_bytes(fn):
-    import tracemalloc
-
-    tracemalloc.start()
-    try:
-        fn()
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-
-
 def test_naive_allocates_little_beyond_its_scores():
     q, k, v = random_qkv(B=2, T=512, S=512, d_k=16, d_v=16)
-    scores_bytes = 2 * 512 * 512 * 4
-    assert _peak_bytes(lambda: sa.scaled_dot_product_attention(q, k, v)) < 1.2 * scores_bytes
+    scores_mib = 2 * 512 * 512 * 4 / 2**20
+    assert traced_peak_mib(lambda: sa.scaled_dot_product_attention(q, k, v)) < 1.2 * scores_mib
 
 
 def test_chunked_memory_is_one_block_of_scores():
     q, k, v = random_qkv(B=1, T=1024, S=1024, d_k=16, d_v=16)
-    naive = _peak_bytes(lambda: sa.scaled_dot_product_attention(q, k, v))
-    chunked = _peak_bytes(lambda: sa.chunked_attention(q, k, v, chunk_size=64))
+    naive = traced_peak_mib(lambda: sa.scaled_dot_product_attention(q, k, v))
+    chunked = traced_peak_mib(lambda: sa.chunked_attention(q, k, v, chunk_size=64))
     assert chunked < 0.15 * naive  # a (T, 64) block instead of (T, S), plus (T, d_v) state
