@@ -12,14 +12,19 @@ Shape legend: ``B`` batch, ``T`` query length, ``S`` key/value length, ``h`` hea
 ``d_k`` key depth, ``d_v`` value depth, ``d_model`` model width.
 """
 
-from . import fast, reference
+from . import backward, fast, reference
+from .backward import attention_backward, chunked_attention_backward, chunked_attention_forward
 from .fast import chunked_attention, scaled_dot_product_attention
 from .reference import (
     KERAS_WEIGHT_NAMES,
+    additive_attention,
+    alibi_bias,
+    alibi_slopes,
     causal_mask,
     multi_head_attention,
     padding_mask,
     positional_encoding,
+    rotary_embedding,
     softmax,
 )
 
@@ -27,6 +32,14 @@ __version__ = "0.1.0"
 
 __all__ = [
     "KERAS_WEIGHT_NAMES",
+    "additive_attention",
+    "alibi_bias",
+    "alibi_slopes",
+    "attention_backward",
+    "chunked_attention_backward",
+    "chunked_attention_forward",
+    "rotary_embedding",
+    "backward",
     "causal_mask",
     "chunked_attention",
     "multi_head_attention",

@@ -100,7 +100,7 @@ def mask(mask: ArrayLike | None, scores_shape: tuple[int, ...]) -> np.ndarray | 
 def scale(scale: float | None, d_k: int) -> float:
     """The factor that multiplies the scores: `1 / sqrt(d_k)` unless given."""
     if scale is None:
-        return 1.0 / np.sqrt(d_k)
+        return 1.0 / d_k**0.5  # a Python float: it does not promote float32 arrays to float64
     if isinstance(scale, bool) or not isinstance(scale, int | float | np.integer | np.floating):
         raise ValueError(f"`scale` must be a positive number. Received: scale={scale!r}")
     if not scale > 0:

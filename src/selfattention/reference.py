@@ -29,10 +29,14 @@ from . import _checks
 
 __all__ = [
     "KERAS_WEIGHT_NAMES",
+    "additive_attention",
+    "alibi_bias",
+    "alibi_slopes",
     "causal_mask",
     "multi_head_attention",
     "padding_mask",
     "positional_encoding",
+    "rotary_embedding",
     "scaled_dot_product_attention",
     "softmax",
 ]
@@ -194,3 +198,201 @@ def multi_head_attention(
     if b_o is not None:
         output = output + b_o
     return output, weights
+
+
+# ------------------------------------------------------------------ additive attention
+def additive_attention(
+    query: ArrayLike,
+    key: ArrayLike,
+    value: ArrayLike,
+    w_q: ArrayLike,
+    w_k: ArrayLike,
+    v_a: ArrayLike,
+    mask: ArrayLike | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    r"""Additive attention of Bahdanau et al. (2015), whose score is a one-hidden-layer network:
+
+    .. math:: \mathrm{score}(q, k) = v_a^\top \tanh(W_q q + W_k k)
+
+    (their equation for :math:`e_{ij}`, with the decoder state as query and the annotations as
+    keys). The weights are the softmax of the scores over the keys, the output their average
+    of the values, exactly as in :func:`scaled_dot_product_attention`. Written with row
+    vectors, :math:`W_q q` is ``query @ w_q``.
+
+    Args:
+        query: `(..., T, d_q)`.
+        key: `(..., S, d_k)`.
+        value: `(..., S, d_v)`.
+        w_q: `(d_q, d_a)`, the query projection into the hidden layer of width `d_a`.
+        w_k: `(d_k, d_a)`, the key projection.
+        v_a: `(d_a,)`, the output vector of the hidden layer.
+        mask: optional boolean, broadcastable to `(..., T, S)`; True = may attend.
+            A query row with no True gets weights 0 and output 0.
+
+    Returns:
+        `(output, weights)`: `output` `(..., T, d_v)`, `weights` `(..., T, S)`. The plain form
+        holds a `(..., T, S, d_a)` array of hidden activations.
+    """
+    query, key, value, w_q, w_k, v_a, mask, dtype, work = _check_additive(
+        query, key, value, w_q, w_k, v_a, mask
+    )
+    q, k, v = query.astype(work), key.astype(work), value.astype(work)
+
+    hidden = np.tanh(
+        (q @ w_q)[..., :, None, :] + (k @ w_k)[..., None, :, :]
+    )  # (..., T, S, d_a): tanh(W_q q_i + W_k k_j) for every pair
+    scores = hidden @ v_a  # (..., T, S)
+    if mask is not None:
+        scores = np.where(mask, scores, -np.inf)  # (..., T, S): a masked key gets weight 0
+    weights = softmax(scores, axis=-1)  # (..., T, S)
+    output = weights @ v  # (..., T, d_v)
+    return output.astype(dtype), weights.astype(dtype)
+
+
+def _check_additive(query, key, value, w_q, w_k, v_a, mask):
+    """The checks of :func:`additive_attention`: inputs as float arrays, the mask as booleans."""
+    query = _checks.as_float_array(query, "query")
+    key = _checks.as_float_array(key, "key")
+    value = _checks.as_float_array(value, "value")
+    for name, x in (("query", query), ("key", key), ("value", value)):
+        _checks.check_rank(x, name)
+    if value.shape[-2] != key.shape[-2]:
+        raise ValueError(
+            "`value` must have as many positions as `key` (S), expected "
+            f"{key.shape[-2]}. Received: key.shape={key.shape}, value.shape={value.shape}"
+        )
+    weights = {}
+    for name, w, rank in (("w_q", w_q, 2), ("w_k", w_k, 2), ("v_a", v_a, 1)):
+        weights[name] = _checks.as_float_array(w, name)
+        if weights[name].ndim != rank:
+            raise ValueError(
+                f"`{name}` must have rank {rank}. Received: {name}.shape={weights[name].shape}"
+            )
+    for name, x, w in (("query", query, "w_q"), ("key", key, "w_k")):
+        if weights[w].shape[0] != x.shape[-1]:
+            raise ValueError(
+                f"`{w}` must have as many rows as `{name}` has features, expected "
+                f"{x.shape[-1]}. Received: {name}.shape={x.shape}, {w}.shape={weights[w].shape}"
+            )
+    d_a = weights["v_a"].shape[0]
+    for name in ("w_q", "w_k"):
+        if weights[name].shape[1] != d_a:
+            raise ValueError(
+                f"`{name}` must have as many columns as `v_a` has entries (d_a), expected "
+                f"{d_a}. Received: {name}.shape={weights[name].shape}, v_a.shape=({d_a},)"
+            )
+    batch = _checks.batch_shape(query, key, value)
+    checked_mask = _checks.mask(mask, (*batch, query.shape[-2], key.shape[-2]))
+    dtype, work = _checks.result_dtypes(query, key, value)
+    w_q, w_k, v_a = (weights[name].astype(work) for name in ("w_q", "w_k", "v_a"))
+    return query, key, value, w_q, w_k, v_a, checked_mask, dtype, work
+
+
+# ------------------------------------------------------------------ positions: RoPE and ALiBi
+def rotary_embedding(
+    x: ArrayLike, positions: ArrayLike | None = None, base: float = 10000.0
+) -> np.ndarray:
+    r"""Rotary position embedding (RoPE) of Su et al. (RoFormer), section 3.4.2.
+
+    Features are taken in pairs :math:`(x_{2i}, x_{2i+1})`, and the pair of a vector at
+    position :math:`m` is rotated by the angle :math:`m\,\theta_i`, with
+    :math:`\theta_i = \mathrm{base}^{-2i/d}`:
+
+    .. math:: \begin{pmatrix} x'_{2i} \\ x'_{2i+1} \end{pmatrix} =
+              \begin{pmatrix} \cos m\theta_i & -\sin m\theta_i \\
+                              \sin m\theta_i & \cos m\theta_i \end{pmatrix}
+              \begin{pmatrix} x_{2i} \\ x_{2i+1} \end{pmatrix}
+
+    Applied to queries and keys (not values), it makes the score
+    :math:`q'_m \cdot k'_n` depend on the positions only through :math:`m - n`, because
+    :math:`R_m^\top R_n = R_{n-m}`. Rotations keep every norm.
+
+    Args:
+        x: `(..., T, d)` with `d` even (queries or keys of one head).
+        positions: the position of each of the `T` vectors, broadcastable to `(..., T)`;
+            default `0, 1, ..., T - 1`. Need not be integers.
+        base: positive; the longest wavelength is about `2 pi base`.
+
+    Returns:
+        The rotated `x`, of its shape and floating dtype (float16 is computed in float32).
+    """
+    x = _checks.as_float_array(x, "x")
+    _checks.check_rank(x, "x")
+    if x.shape[-1] % 2:
+        raise ValueError(
+            f"The last dimension of `x` (d) must be even: features are rotated in pairs. "
+            f"Received: x.shape={x.shape}"
+        )
+    if isinstance(base, bool) or not isinstance(base, int | float | np.number) or not base > 0:
+        raise ValueError(f"`base` must be a positive number. Received: base={base!r}")
+    T, d = x.shape[-2], x.shape[-1]
+    if positions is None:
+        positions = np.arange(T)
+    positions = _checks.as_float_array(positions, "positions")
+    try:
+        np.broadcast_shapes(positions.shape, x.shape[:-1])
+    except ValueError:
+        raise ValueError(
+            f"`positions` must broadcast to (..., T) = {x.shape[:-1]}. "
+            f"Received: positions.shape={positions.shape}"
+        ) from None
+    dtype, work = _checks.result_dtypes(x)
+    x = x.astype(work)
+
+    theta = float(base) ** (-np.arange(0, d, 2) / d)  # (d / 2,): theta_i = base^(-2i/d)
+    angles = positions.astype(work)[..., None] * theta  # (..., T, d / 2): m theta_i
+    cos, sin = np.cos(angles), np.sin(angles)  # (..., T, d / 2)
+    x_even, x_odd = x[..., 0::2], x[..., 1::2]  # (..., T, d / 2) each: the pairs
+    out = np.empty(np.broadcast_shapes(x.shape, (*angles.shape[:-1], d)), dtype=work)
+    out[..., 0::2] = x_even * cos - x_odd * sin  # (..., T, d / 2)
+    out[..., 1::2] = x_even * sin + x_odd * cos  # (..., T, d / 2)
+    return out.astype(dtype)
+
+
+def alibi_slopes(num_heads: int) -> np.ndarray:
+    r"""The head-specific slopes of ALiBi (Press et al. 2022), `(h,)` float64.
+
+    For `h` a power of two, the geometric sequence that starts at :math:`2^{-8/h}` and has
+    that ratio: :math:`m_i = 2^{-8 i / h}`, `i = 1..h` (for 8 heads: 1/2, 1/4, ..., 1/256),
+    as in section 3 of the paper. For other `h` (the paper trains only powers of two), the
+    rule of the authors' code: the slopes of the largest power of two `p < h`, followed by
+    every other slope of the sequence for `2p` (its 1st, 3rd, ...), `h - p` of them.
+    """
+    _checks.check_positive_int(num_heads, "num_heads")
+
+    def power_of_two(n: int) -> np.ndarray:
+        return 2.0 ** (-8.0 * np.arange(1, n + 1) / n)  # (n,)
+
+    p = 2 ** int(np.floor(np.log2(num_heads)))  # the largest power of two <= num_heads
+    if p == num_heads:
+        return power_of_two(p)
+    return np.concatenate([power_of_two(p), power_of_two(2 * p)[0::2][: num_heads - p]])
+
+
+def alibi_bias(num_heads: int, query_length: int, key_length: int) -> np.ndarray:
+    r"""ALiBi's linear biases, `(h, T, S)`, to add to the scores before the softmax.
+
+    .. math:: \mathrm{bias}_{h, i, j} = -m_h \, |\,p_i - j\,|
+
+    with :math:`m_h` from :func:`alibi_slopes`, key `j` at position `j` and query `i` at
+    position :math:`p_i = i + S - T` (the queries are the last `T` of the `S` positions, as
+    when a decoder extends a sequence; :math:`p_i = i` when `T = S`). For the keys a causal
+    mask keeps (:math:`j \le p_i`) this is the paper's :math:`-m_h (p_i - j)`; keys after the
+    query, seen only without a causal mask, get the symmetric penalty.
+
+    Args:
+        num_heads: `h`.
+        query_length: `T`, at most `key_length`.
+        key_length: `S`.
+    """
+    _checks.check_positive_int(num_heads, "num_heads")
+    _checks.check_positive_int(query_length, "query_length")
+    _checks.check_positive_int(key_length, "key_length")
+    if query_length > key_length:
+        raise ValueError(
+            "`query_length` (T) must be at most `key_length` (S): the queries are the last T "
+            f"of the S positions. Received: query_length={query_length}, key_length={key_length}"
+        )
+    query_positions = np.arange(query_length) + key_length - query_length  # (T,)
+    distance = np.abs(query_positions[:, None] - np.arange(key_length))  # (T, S)
+    return -alibi_slopes(num_heads)[:, None, None] * distance  # (h, T, S)
