@@ -125,6 +125,63 @@ def attention(
     return query, key, value, checked_mask, scale(scale_, query.shape[-1]), dtype, work
 
 
+def additive(
+    query: ArrayLike,
+    key: ArrayLike,
+    value: ArrayLike,
+    w_q: ArrayLike,
+    w_k: ArrayLike,
+    v_a: ArrayLike,
+    mask_: ArrayLike | None,
+) -> tuple[
+    np.ndarray,
+    np.ndarray,
+    np.ndarray,
+    np.ndarray,
+    np.ndarray,
+    np.ndarray,
+    np.ndarray | None,
+    np.dtype,
+    np.dtype,
+]:
+    """The checks of `additive_attention`: inputs as float arrays, the mask as booleans."""
+    query = as_float_array(query, "query")
+    key = as_float_array(key, "key")
+    value = as_float_array(value, "value")
+    for name, x in (("query", query), ("key", key), ("value", value)):
+        check_rank(x, name)
+    if value.shape[-2] != key.shape[-2]:
+        raise ValueError(
+            "`value` must have as many positions as `key` (S), expected "
+            f"{key.shape[-2]}. Received: key.shape={key.shape}, value.shape={value.shape}"
+        )
+    weights = {}
+    for name, w, rank in (("w_q", w_q, 2), ("w_k", w_k, 2), ("v_a", v_a, 1)):
+        weights[name] = as_float_array(w, name)
+        if weights[name].ndim != rank:
+            raise ValueError(
+                f"`{name}` must have rank {rank}. Received: {name}.shape={weights[name].shape}"
+            )
+    for name, x, w in (("query", query, "w_q"), ("key", key, "w_k")):
+        if weights[w].shape[0] != x.shape[-1]:
+            raise ValueError(
+                f"`{w}` must have as many rows as `{name}` has features, expected "
+                f"{x.shape[-1]}. Received: {name}.shape={x.shape}, {w}.shape={weights[w].shape}"
+            )
+    d_a = weights["v_a"].shape[0]
+    for name in ("w_q", "w_k"):
+        if weights[name].shape[1] != d_a:
+            raise ValueError(
+                f"`{name}` must have as many columns as `v_a` has entries (d_a), expected "
+                f"{d_a}. Received: {name}.shape={weights[name].shape}, v_a.shape=({d_a},)"
+            )
+    batch = batch_shape(query, key, value)
+    checked_mask = mask(mask_, (*batch, query.shape[-2], key.shape[-2]))
+    dtype, work = result_dtypes(query, key, value)
+    w_q, w_k, v_a = (weights[name].astype(work) for name in ("w_q", "w_k", "v_a"))
+    return query, key, value, w_q, w_k, v_a, checked_mask, dtype, work
+
+
 def tokens(tokens: ArrayLike) -> np.ndarray:
     tokens = np.asarray(tokens)
     if tokens.ndim != 2 or tokens.dtype.kind not in "iu":

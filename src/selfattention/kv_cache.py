@@ -44,8 +44,12 @@ class KVCache:
         _checks.check_positive_int(capacity, "capacity")
         _checks.check_positive_int(d_k, "d_k")
         _checks.check_positive_int(d_v, "d_v")
-        self._keys = np.zeros((*batch_shape, capacity, d_k), dtype)  # (..., capacity, d_k)
-        self._values = np.zeros((*batch_shape, capacity, d_v), dtype)  # (..., capacity, d_v)
+        self._keys: np.ndarray = np.zeros(
+            (*batch_shape, capacity, d_k), dtype
+        )  # (..., capacity, d_k)
+        self._values: np.ndarray = np.zeros(
+            (*batch_shape, capacity, d_v), dtype
+        )  # (..., capacity, d_v)
         self.length = 0  # positions held so far: t
 
     @property

@@ -1,4 +1,7 @@
-"""Attention as Keras 3 layers (TensorFlow backend): the same math as :mod:`selfattention.core`.
+"""Attention as Keras 3 layers, written in `keras.ops`: the math of :mod:`selfattention.reference`.
+
+Every tensor operation is a `keras.ops` call, so the layers run on the Keras backends those ops
+cover; the tests run them on TensorFlow (the book's backend) and on JAX.
 
 Shape legend: ``B`` batch, ``T`` query length, ``S`` key/value length, ``h`` heads,
 ``d_k`` key depth, ``d_v`` value depth, ``d_model`` model width.
@@ -14,9 +17,9 @@ import math
 
 import keras
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
-from .core import positional_encoding
+from .reference import positional_encoding
 
 __all__ = [
     "MultiHeadAttention",
@@ -28,9 +31,12 @@ __all__ = [
 ]
 
 
+# ---------------------------------------------------------------- input checks
 def _check_positive_int(value, name: str) -> None:
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value <= 0:
-        raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
+        raise ValueError(
+            f"The argument `{name}` must be a positive integer. Received: {name}={value!r}"
+        )
 
 
 def _check_dropout(rate) -> None:
@@ -38,13 +44,55 @@ def _check_dropout(rate) -> None:
         raise ValueError(f"`dropout` must be a number in [0, 1). Received: dropout={rate!r}")
 
 
-def _as_float_tensor(x, name: str) -> tf.Tensor:
-    x = tf.convert_to_tensor(x) if not isinstance(x, np.ndarray) else tf.constant(x)
-    if not (x.dtype.is_floating or x.dtype.is_integer):
-        raise TypeError(f"`{name}` must be a real numeric tensor. Received: dtype={x.dtype.name}")
-    if x.dtype.is_integer:
-        x = tf.cast(x, tf.float64)
-    if x.shape.rank is not None and x.shape.rank < 2:
+def _dtype(x) -> str:
+    return keras.backend.standardize_dtype(x.dtype)
+
+
+def _is_real(dtype: str) -> bool:
+    return keras.backend.is_float_dtype(dtype) or keras.backend.is_int_dtype(dtype)
+
+
+def _fill_value(dtype) -> float:
+    """The most negative finite number of `dtype`: exp(fill - max) is exactly 0."""
+    return float(np.finfo(keras.backend.standardize_dtype(dtype)).min)
+
+
+def _concrete_values(x):
+    """The values of tensor `x` as a NumPy array, or None while a function is being traced."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return x.numpy() if tf.executing_eagerly() else None
+    if backend == "jax":
+        import jax
+
+        return None if isinstance(x, jax.core.Tracer) else np.asarray(x)
+    return ops.convert_to_numpy(x)
+
+
+def _broadcast_shape(a, b) -> tuple:
+    """numpy's broadcasting rule on static shapes, `None` for an unknown dimension."""
+    n = max(len(a), len(b))
+    a, b = (1,) * (n - len(a)) + tuple(a), (1,) * (n - len(b)) + tuple(b)
+    return tuple(None if x is None or y is None else max(x, y) for x, y in zip(a, b, strict=True))
+
+
+def _broadcasts_to(shape, target) -> bool:
+    pairs = zip(reversed(tuple(shape)), reversed(tuple(target)), strict=False)
+    return len(shape) <= len(target) and all(
+        a is None or b is None or a == b or 1 in (a, b) for a, b in pairs
+    )
+
+
+def _as_float_tensor(x, name: str):
+    x = ops.convert_to_tensor(x)
+    dtype = _dtype(x)
+    if not _is_real(dtype):
+        raise TypeError(f"`{name}` must be a real numeric tensor. Received: dtype={dtype}")
+    if keras.backend.is_int_dtype(dtype):
+        x = ops.cast(x, "float64")
+    if len(x.shape) < 2:
         raise ValueError(
             f"`{name}` must have rank >= 2 (shape (..., length, depth)). "
             f"Received: {name}.shape={tuple(x.shape)}"
@@ -52,24 +100,20 @@ def _as_float_tensor(x, name: str) -> tf.Tensor:
     return x
 
 
-def _as_bool_mask(mask, scores_shape: tf.TensorShape) -> tf.Tensor:
-    mask = tf.convert_to_tensor(mask)
-    if mask.dtype != tf.bool:
-        if not (mask.dtype.is_integer or mask.dtype.is_floating):
-            raise ValueError(f"`mask` must be boolean or hold only 0 and 1. Received: {mask.dtype}")
-        zero_or_one = tf.reduce_all((mask == 0) | (mask == 1))
-        if tf.executing_eagerly() and not bool(zero_or_one):
+def _as_bool_mask(mask, scores_shape: tuple):
+    mask = ops.convert_to_tensor(mask)
+    dtype = _dtype(mask)
+    if dtype != "bool":
+        if not _is_real(dtype):
+            raise ValueError(f"`mask` must be boolean or hold only 0 and 1. Received: {dtype}")
+        values = _concrete_values(mask)  # None while tracing: nothing to check then
+        if values is not None and not np.isin(values, (0, 1)).all():
             raise ValueError(
                 "`mask` must be boolean (True = may attend) or hold only 0 and 1. "
-                f"Received: values={np.unique(mask.numpy())[:5]}"
+                f"Received: values={np.unique(values)[:5]}"
             )
-        mask = mask != 0
-    try:
-        broadcast = tf.broadcast_static_shape(mask.shape, scores_shape)
-        ok = broadcast.rank is None or broadcast.rank == scores_shape.rank
-    except ValueError:
-        ok = False
-    if not ok:
+        mask = ops.not_equal(mask, 0)
+    if not _broadcasts_to(mask.shape, scores_shape):
         raise ValueError(
             f"`mask` must broadcast to the scores' shape (..., T, S) = {tuple(scores_shape)}. "
             f"Received: mask.shape={tuple(mask.shape)}"
@@ -97,23 +141,39 @@ def _check_attention_inputs(query, key, value, scale):
         scale = 1.0 / math.sqrt(d_k)
     elif isinstance(scale, bool) or not isinstance(scale, int | float) or scale <= 0:
         raise ValueError(f"`scale` must be a positive number. Received: scale={scale!r}")
-    dtype = query.dtype
-    work = tf.float32 if dtype in (tf.float16, tf.bfloat16) else dtype
-    q, k, v = (tf.cast(x, work) for x in (query, key, value))
+    dtype = _dtype(query)
+    work = "float32" if dtype in ("float16", "bfloat16") else dtype
+    q, k, v = (ops.cast(x, work) for x in (query, key, value))
     return q, k, v, scale, dtype
 
 
-def _scores_shape(q, k) -> tf.TensorShape:
+def _scores_shape(q, k) -> tuple:
     """The static shape `(..., T, S)` of `q @ k^T`."""
-    batch = tf.broadcast_static_shape(q.shape[:-2], k.shape[:-2])
-    return batch.concatenate([q.shape[-2], k.shape[-2]])
+    return (*_broadcast_shape(q.shape[:-2], k.shape[:-2]), q.shape[-2], k.shape[-2])
+
+
+# ---------------------------------------------------------------- the formula
+def _attention(q, k, v, mask=None, dropout=0.0, seed=None):
+    """softmax(q k^T) v on checked tensors, `q` already scaled; returns `(output, weights)`."""
+    scores = ops.matmul(q, ops.swapaxes(k, -1, -2))  # (..., T, S)
+    if mask is not None:
+        scores = ops.where(mask, scores, _fill_value(scores.dtype))
+    weights = ops.softmax(scores, axis=-1)  # (..., T, S)
+    dropped = weights
+    if dropout > 0:
+        dropped = keras.random.dropout(weights, rate=dropout, seed=seed)
+    output = ops.matmul(dropped, v)  # (..., T, d_v)
+    if mask is not None:  # softmax gives a fully masked row uniform weights: set them to 0
+        attends = ops.cast(ops.any(mask, axis=-1, keepdims=True), weights.dtype)  # (..., T, 1)
+        weights, output = weights * attends, output * attends
+    return output, weights
 
 
 def scaled_dot_product_attention(
     query, key, value, mask=None, scale=None, dropout=0.0, training=False, seed=None
 ):
     r"""softmax(Q K^T / sqrt(d_k)) V on tensors; the contract of
-    :func:`selfattention.scaled_dot_product_attention`.
+    :func:`selfattention.fast.scaled_dot_product_attention`.
 
     Args:
         query: `(..., T, d_k)`; key: `(..., S, d_k)`; value: `(..., S, d_v)`.
@@ -124,30 +184,22 @@ def scaled_dot_product_attention(
 
     Returns:
         `(output, weights)`: `(..., T, d_v)` and `(..., T, S)`. A fully masked row gives 0s.
+        float16 and bfloat16 inputs are computed in float32 and returned in their own dtype.
     """
     q, k, v, scale, dtype = _check_attention_inputs(query, key, value, scale)
     if mask is not None:
         mask = _as_bool_mask(mask, _scores_shape(q, k))
-    scores = tf.matmul(q * scale, k, transpose_b=True)  # (..., T, S)
-    if mask is not None:
-        scores = tf.where(mask, scores, scores.dtype.min)
-    weights = tf.nn.softmax(scores)  # (..., T, S), one fused kernel: max, exp, sum, divide
-    dropped = weights
-    if training and dropout > 0:
-        dropped = keras.random.dropout(weights, rate=dropout, seed=seed)
-    output = tf.matmul(dropped, v)  # (..., T, d_v)
-    if mask is not None:  # softmax gives a fully masked row uniform weights: set them to 0
-        attends = tf.cast(tf.reduce_any(mask, axis=-1, keepdims=True), weights.dtype)  # (..., T, 1)
-        weights, output = weights * attends, output * attends
-    return tf.cast(output, dtype), tf.cast(weights, dtype)
+    rate = dropout if training else 0.0
+    output, weights = _attention(q * scale, k, v, mask, rate, seed)
+    return ops.cast(output, dtype), ops.cast(weights, dtype)
 
 
 def chunked_attention(
     query, key, value, mask=None, scale=None, chunk_size=512, use_causal_mask=False
 ):
     r"""Exact attention over blocks of `chunk_size` keys with the online softmax, on tensors:
-    the contract of :func:`selfattention.chunked_attention`. Only a `(..., T, chunk_size)`
-    block of scores exists at a time (a `tf.while_loop`, one block after the other).
+    the contract of :func:`selfattention.fast.chunked_attention`. Only a `(..., T, chunk_size)`
+    block of scores exists at a time (a while loop, one block after the other).
 
     Args:
         query: `(..., T, d_k)`; key: `(..., S, d_k)`; value: `(..., S, d_v)`.
@@ -163,82 +215,247 @@ def chunked_attention(
     _check_positive_int(chunk_size, "chunk_size")
     if mask is not None:
         mask = _as_bool_mask(mask, _scores_shape(q, k))
-    return tf.cast(_chunked(q * scale, k, v, mask, use_causal_mask, chunk_size), dtype)
+    return ops.cast(_chunked(q * scale, k, v, mask, use_causal_mask, chunk_size), dtype)
+
+
+def _in_blocks(x, axis: int, n_blocks, chunk_size: int, padding, fill=0):
+    """Split axis `axis` (negative) of `x` into `n_blocks` blocks of `chunk_size`, padding the
+    end with `fill`: `(..., S, ...) -> (..., n_blocks, chunk_size, ...)`."""
+    if not (isinstance(padding, int) and padding == 0):
+        widths = [[0, 0] for _ in x.shape]
+        widths[axis] = [0, padding]
+        x = ops.pad(x, widths, constant_values=fill)
+    shape = list(ops.shape(x))
+    shape[axis : len(shape) + axis + 1] = [n_blocks, chunk_size]
+    return ops.reshape(x, shape)
+
+
+def _one_block_at_a_time(cond, body, loop_vars):
+    """`keras.ops.while_loop`; on TensorFlow with `parallel_iterations=1` (an argument
+    `keras.ops` does not expose), since blocks run in parallel would hold several blocks of
+    scores at once and lose the memory saving."""
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return tf.while_loop(cond, body, loop_vars, parallel_iterations=1)
+    return ops.while_loop(cond, body, loop_vars)
 
 
 def _chunked(q, k, v, mask, causal, chunk_size):
     """The online softmax of `selfattention.chunked_attention`, with `q` already scaled."""
-    T, S = tf.shape(q)[-2], tf.shape(k)[-2]
-    batch = tf.broadcast_dynamic_shape(tf.shape(q)[:-2], tf.shape(k)[:-2])
-    batch = tf.broadcast_dynamic_shape(batch, tf.shape(v)[:-2])
-    fill = q.dtype.min
+    T, S = ops.shape(q)[-2], ops.shape(k)[-2]
+    n_blocks = (S + chunk_size - 1) // chunk_size
+    padding = n_blocks * chunk_size - S  # keys added at the end to fill the last block
+    k_blocks = _in_blocks(k, -2, n_blocks, chunk_size, padding)  # (..., n, c, d_k)
+    v_blocks = _in_blocks(v, -2, n_blocks, chunk_size, padding)  # (..., n, c, d_v)
+    mask_blocks = None
+    if mask is not None and mask.shape[-1] != 1:
+        mask_blocks = _in_blocks(mask, -1, n_blocks, chunk_size, padding, False)  # (..., T, n, c)
+    fill = _fill_value(q.dtype)
 
-    def step(start, m, total, acc):
-        k_c = k[..., start : start + chunk_size, :]  # (..., c, d_k)
-        v_c = v[..., start : start + chunk_size, :]  # (..., c, d_v)
-        scores = tf.matmul(q, k_c, transpose_b=True)  # (..., T, c)
-        keep = _block_mask(mask, causal, start, tf.shape(k_c)[-2], T)
+    def step(i, m, total, acc):
+        k_c = ops.take(k_blocks, i, axis=-3)  # (..., c, d_k)
+        v_c = ops.take(v_blocks, i, axis=-3)  # (..., c, d_v)
+        scores = ops.matmul(q, ops.swapaxes(k_c, -1, -2))  # (..., T, c)
+        keys = i * chunk_size + ops.arange(chunk_size)  # (c,) positions of this block's keys
+        keep = None if isinstance(padding, int) and padding == 0 else keys < S  # (c,)
+        if causal:
+            allowed = ops.expand_dims(ops.arange(T), -1) >= keys  # (T, c)
+            keep = allowed if keep is None else ops.logical_and(keep, allowed)
+        if mask is not None:
+            block = mask if mask_blocks is None else ops.take(mask_blocks, i, axis=-2)
+            keep = block if keep is None else ops.logical_and(keep, block)  # (..., T, c)
         if keep is not None:
-            scores = tf.where(keep, scores, fill)
-        m_new = tf.maximum(m, tf.reduce_max(scores, axis=-1, keepdims=True))  # (..., T, 1)
-        correction = tf.exp(m - m_new)  # rescales what was accumulated under the old max
-        p = tf.exp(scores - m_new)  # (..., T, c)
-        total = total * correction + tf.reduce_sum(p, axis=-1, keepdims=True)
-        acc = acc * correction + tf.matmul(p, v_c)  # (..., T, d_v)
-        return start + chunk_size, m_new, total, acc
+            scores = ops.where(keep, scores, fill)
+        m_new = ops.maximum(m, ops.max(scores, axis=-1, keepdims=True))  # (..., T, 1)
+        correction = ops.exp(m - m_new)  # rescales what was accumulated under the old max
+        p = ops.exp(scores - m_new)  # (..., T, c)
+        total = total * correction + ops.sum(p, axis=-1, keepdims=True)
+        acc = acc * correction + ops.matmul(p, v_c)  # (..., T, d_v)
+        return i + 1, m_new, total, acc
 
-    m = tf.fill(tf.concat([batch, [T, 1]], 0), tf.constant(-np.inf, q.dtype))  # running max
-    total = tf.zeros_like(m)  # running sum of exp(score - m)
-    acc = tf.zeros(tf.concat([batch, [T, tf.shape(v)[-1]]], 0), q.dtype)  # sum of exp(...) V
-    _, m, total, acc = tf.while_loop(
-        lambda start, *_: start < S, step, (tf.constant(0), m, total, acc), parallel_iterations=1
+    # The zeros below only broadcast the batch dimensions of q, k and v together.
+    zeros = ops.zeros_like(q[..., :1]) + ops.zeros_like(k[..., :1, :1])  # (..., T, 1)
+    zeros = zeros + ops.zeros_like(v[..., :1, :1])
+    m = zeros - np.inf  # running max
+    total = zeros  # running sum of exp(score - m)
+    acc = zeros + ops.zeros_like(v[..., :1, :])  # (..., T, d_v), sum of exp(...) V
+    start = ops.convert_to_tensor(0, "int32")
+    _, m, total, acc = _one_block_at_a_time(
+        lambda i, *_: i < n_blocks, step, (start, m, total, acc)
     )
     attends = m > fill  # the running max is still the fill value only if no key was allowed
-    return tf.where(attends, acc / total, tf.zeros_like(acc))  # (..., T, d_v)
+    return ops.where(attends, acc / total, ops.zeros_like(acc))  # (..., T, d_v)
 
 
-def _block_mask(mask, causal, start, width, T):
-    """The mask of keys `start .. start + width` (None if nothing is masked)."""
-    keep = None
-    if mask is not None:
-        keep = mask if mask.shape[-1] == 1 else mask[..., start : start + width]
-    if causal:
-        allowed = tf.range(T)[:, None] >= start + tf.range(width)[None, :]  # (T, c)
-        keep = allowed if keep is None else tf.logical_and(keep, allowed)
-    return keep
+# ---------------------------------------------------------------- the layer
+class _Projection(keras.layers.Layer):
+    """`x @ kernel + bias` over the last `len(in_shape)` axes: `(..., *in) -> (..., *out)`.
+
+    One of the four (five with the gate) projections of multi-head attention; its kernel and
+    bias have the shapes of Keras's `EinsumDense` sublayers, under the same names.
+    """
+
+    def __init__(
+        self,
+        in_shape,
+        out_shape,
+        use_bias,
+        kernel_initializer,
+        bias_initializer,
+        kernel_regularizer=None,
+        bias_regularizer=None,
+        kernel_constraint=None,
+        bias_constraint=None,
+        activation=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.supports_masking = True  # position by position: a mask passes through unchanged
+        self.in_shape, self.out_shape = tuple(in_shape), tuple(out_shape)
+        self.kernel = self.add_weight(
+            name="kernel",
+            shape=self.in_shape + self.out_shape,
+            initializer=_with_fans(kernel_initializer, len(self.in_shape), len(self.out_shape)),
+            regularizer=kernel_regularizer,
+            constraint=kernel_constraint,
+        )
+        self.bias = None
+        if use_bias:
+            self.bias = self.add_weight(
+                name="bias",
+                shape=self.out_shape,
+                initializer=bias_initializer,
+                regularizer=bias_regularizer,
+                constraint=bias_constraint,
+            )
+        self.activation = keras.activations.get(activation)
+        self.built = True
+
+    def call(self, x):
+        y = ops.tensordot(x, self.kernel, axes=len(self.in_shape))  # (..., *out)
+        if self.bias is not None:
+            y = y + self.bias
+        return self.activation(y)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[: len(input_shape) - len(self.in_shape)]) + self.out_shape
+
+
+def _fresh(initializer):
+    """A new instance of `initializer`. An unseeded Keras initializer draws its seed when it is
+    created and returns the same values at every call: one instance per weight keeps the
+    query, key and value kernels from starting equal."""
+    return initializer.__class__.from_config(initializer.get_config())
+
+
+def _with_fans(initializer, n_in: int, n_out: int):
+    """`initializer` told which kernel axes are inputs and outputs. Glorot, He and LeCun
+    (VarianceScaling) then take fan-in = d_model and fan-out = h * d_k for a `(d_model, h, d_k)`
+    kernel, as Keras's EinsumDense does, instead of reading the first axis as a receptive field."""
+    if not isinstance(initializer, keras.initializers.VarianceScaling) or (
+        getattr(initializer, "input_axes", 0) is not None  # 0: a Keras without the option
+        and getattr(initializer, "output_axes", 0) is not None
+    ):
+        return initializer
+    config = initializer.get_config() | {
+        "seed": initializer.seed,  # the seed this instance drew: no new draw
+        "input_axes": list(range(n_in)),
+        "output_axes": list(range(n_in, n_in + n_out)),
+    }
+    return initializer.__class__.from_config(config)
+
+
+def _normalized_output_shape(output_shape):
+    if not output_shape:
+        return None
+    if isinstance(output_shape, int | np.integer) and not isinstance(output_shape, bool):
+        output_shape = (output_shape,)
+    if not isinstance(output_shape, list | tuple) or not all(
+        isinstance(d, int | np.integer) and not isinstance(d, bool) and d > 0 for d in output_shape
+    ):
+        raise ValueError(
+            f"Invalid `output_shape`: {output_shape!r}. When specified, `output_shape` must be "
+            "a positive int or a tuple (or list) of positive ints."
+        )
+    return tuple(int(d) for d in output_shape)
 
 
 @keras.saving.register_keras_serializable(package="selfattention")
 class MultiHeadAttention(keras.layers.Layer):
     """Multi-head attention written from scratch, a drop-in for `keras.layers.MultiHeadAttention`.
 
-    Same constructor and call arguments for the core case, same weight shapes and the same
-    `get_weights()` order (query kernel, query bias, key kernel, key bias, value kernel,
-    value bias, output kernel, output bias), so ``ours.set_weights(theirs.get_weights())``
-    reproduces Keras's outputs. Unlike Keras, a fully masked query row always gives weights 0
-    (Keras gives uniform weights on its fast path and zeros on its explicit path).
+    "Drop-in" is checked, not claimed: Keras's own test file for its layer (shipped in the keras
+    wheel) runs against this class in ``tests/test_keras_suite.py``, and the tests compare the
+    outputs with Keras's given the same weights. Same constructor and call arguments as Keras
+    3.15, same sublayer and weight names (``multi_head_attention/query/kernel``, ...), the same
+    `get_weights()` order (query kernel, query bias, key kernel, key bias, [gate kernel, gate
+    bias,] value kernel, value bias, output kernel, output bias) and the same initial weights
+    and dropout for the same seed, so ``ours.set_weights(theirs.get_weights())`` reproduces
+    Keras's outputs and a weights file saved from one loads into the other.
+
+    Masks, as in Keras: the implicit masks Keras attaches to tensors (e.g. by
+    ``Embedding(mask_zero=True)``) or the explicit `query_mask` `(B, T)`, `value_mask` and
+    `key_mask` `(B, S)` forbid attending to padded keys and padded queries; they are ANDed
+    with `attention_mask`, `use_causal_mask` and `sliding_window`, and the query's mask is
+    attached to the output for the next layer.
+
+    Where this layer differs from Keras's:
+
+    - A query row with nothing to attend to (e.g. a padded query) always gets weights 0 and
+      attention output 0, so its output is the output bias. Keras gives uniform weights on its
+      fast path (output = projection of the mean value) and zeros when dropout is on or the
+      scores are returned.
+    - An explicit `query_mask` is honoured; Keras replaces it by the query's implicit mask
+      (none, for a plain tensor). The inputs' implicit masks are read, not deleted from the
+      input tensors as Keras does.
+    - `flash_attention` is accepted and validated as Keras does (no dropout, no returned
+      scores with it), but it changes nothing: the computation is always the plain formula
+      below (on CPU neither TensorFlow nor JAX has a flash kernel).
+    - The symbolic scores of a functional call have the shape `(B, h, T, S)` (Keras gives
+      `(B, h, T, T)`).
 
     With `chunk_size` set, a call that returns no scores and applies no dropout runs
     :func:`chunked_attention` instead: the same output (to float rounding) from one
     `(B, h, T, chunk_size)` block of scores at a time instead of the full `(B, h, T, S)`.
-    That saves memory at inference; under a `tf.GradientTape` TensorFlow keeps every block
-    for the backward pass, so training memory is not reduced.
+    That saves memory at inference; for training, the backward pass keeps every block.
 
     Args:
         num_heads: number of heads `h`.
         key_dim: depth `d_k` of each query/key head.
         value_dim: depth `d_v` of each value head; defaults to `key_dim`.
         dropout: dropout rate on the attention weights, in [0, 1).
-        use_bias: whether the four projections have biases.
-        output_shape: last dimension of the output; defaults to the query's `d_model`.
-        kernel_initializer, bias_initializer: as in Keras.
+        use_bias: whether the projections have biases.
+        output_shape: shape of each output position: an int or a tuple of ints; defaults to
+            the query's last dimension `d_model`.
+        attention_axes: the axes of the inputs attended over (an int or a tuple; negative
+            counts from the end); default: every axis but the batch and the last one. With
+            several axes, the positions of those axes are attended to jointly.
+        sliding_window: optional positive int `w`: query `t` may attend only to keys `j` with
+            `|t - j| < w` (with `use_causal_mask`, the `w` most recent keys).
+        flash_attention: accepted for compatibility; no effect (see above).
+        kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer,
+        activity_regularizer, kernel_constraint, bias_constraint: for every projection, as in
+            Keras (the activity regularizer acts on each projection's output).
+        use_gate: multiply each head's output by `sigmoid(query projection)` before the output
+            projection (gated attention, Qiu et al., 2025, as in Keras).
+        seed: optional int seed of the dropout.
         chunk_size: optional positive int, keys per block for the memory-saving path.
 
     Call arguments:
         query: `(B, T, d_model)`. value: `(B, S, d_model_v)`. key: `(B, S, d_model_k)`,
-        defaults to `value`. attention_mask: boolean `(B, T, S)` or `(T, S)`, True = may attend.
+            defaults to `value`. Inputs of higher rank `(B, ..., d_model)` attend over
+            `attention_axes`.
+        query_mask: optional boolean `(B, T)`; defaults to the query's implicit Keras mask.
+        value_mask, key_mask: optional boolean `(B, S)`; default to the implicit masks.
+        attention_mask: boolean `(T, S)`, `(B, T, S)` or `(B, h, T, S)`, True = may attend
+            (1/0 accepted).
         return_attention_scores: also return the weights `(B, h, T, S)`.
         training: apply dropout. use_causal_mask: also forbid attending to later positions.
+
+    Returns:
+        `output` `(B, T, *output_shape)`, with the query's mask attached; and with
+        `return_attention_scores`, the weights `(B, h, T, S)`.
     """
 
     def __init__(
@@ -249,112 +466,336 @@ class MultiHeadAttention(keras.layers.Layer):
         dropout=0.0,
         use_bias=True,
         output_shape=None,
+        attention_axes=None,
+        sliding_window=None,
+        flash_attention=None,
         kernel_initializer="glorot_uniform",
         bias_initializer="zeros",
+        kernel_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        kernel_constraint=None,
+        bias_constraint=None,
+        use_gate=False,
         seed=None,
         chunk_size=None,
         **kwargs,
     ):
-        super().__init__(**kwargs)
         _check_positive_int(num_heads, "num_heads")
         _check_positive_int(key_dim, "key_dim")
         if value_dim is not None:
             _check_positive_int(value_dim, "value_dim")
         _check_dropout(dropout)
-        if isinstance(output_shape, list | tuple):
-            if len(output_shape) != 1:
-                raise ValueError(
-                    "`output_shape` must be an int or a 1-tuple. "
-                    f"Received: output_shape={output_shape!r}"
-                )
-            output_shape = output_shape[0]
-        if output_shape is not None:
-            _check_positive_int(output_shape, "output_shape")
+        if isinstance(attention_axes, int):
+            attention_axes = (attention_axes,)
+        if attention_axes is not None and not isinstance(attention_axes, list | tuple):
+            raise ValueError(
+                "`attention_axes` must be an int, list, or tuple. "
+                f"Received: attention_axes={attention_axes!r}"
+            )
+        if sliding_window is not None and (
+            isinstance(sliding_window, bool)
+            or not isinstance(sliding_window, int)
+            or sliding_window <= 0
+        ):
+            raise ValueError(
+                "`sliding_window` must be `None` or a positive integer. "
+                f"Received: sliding_window={sliding_window!r}"
+            )
         if chunk_size is not None:
             _check_positive_int(chunk_size, "chunk_size")
+        flash = flash_attention or keras.config.is_flash_attention_enabled()
+        if flash and dropout > 0:
+            raise ValueError(
+                "Dropout is not supported when flash attention is enabled. "
+                f"Please set dropout to 0.0 to use flash attention. Received: dropout={dropout}"
+            )
+        super().__init__(**kwargs)
+        self.supports_masking = True
         self.num_heads = num_heads
         self.key_dim = key_dim
         self.value_dim = value_dim or key_dim
         self.dropout = dropout
         self.use_bias = use_bias
-        self._output_dim = output_shape
+        self._output_shape = _normalized_output_shape(output_shape)
+        self.attention_axes = None if attention_axes is None else tuple(attention_axes)
+        self._sliding_window = sliding_window
+        self._flash_attention = flash
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
+        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
+        self.bias_regularizer = keras.regularizers.get(bias_regularizer)
+        self.projection_activity_regularizer = keras.regularizers.get(activity_regularizer)
+        self.kernel_constraint = keras.constraints.get(kernel_constraint)
+        self.bias_constraint = keras.constraints.get(bias_constraint)
+        self.use_gate = use_gate
         self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed)
         self.chunk_size = chunk_size
+
+    @property
+    def sliding_window(self):
+        return self._sliding_window
+
+    # Keras's names for the sublayers, read by code written for Keras's layer.
+    @property
+    def query_dense(self):
+        return self._query_dense
+
+    @property
+    def key_dense(self):
+        return self._key_dense
+
+    @property
+    def value_dense(self):
+        return self._value_dense
+
+    @property
+    def output_dense(self):
+        return self._output_dense
+
+    # The package's own short names for the kernels and biases.
+    w_q = property(lambda self: self._query_dense.kernel)
+    b_q = property(lambda self: self._query_dense.bias)
+    w_k = property(lambda self: self._key_dense.kernel)
+    b_k = property(lambda self: self._key_dense.bias)
+    w_v = property(lambda self: self._value_dense.kernel)
+    b_v = property(lambda self: self._value_dense.bias)
+    w_o = property(lambda self: self._output_dense.kernel)
+    b_o = property(lambda self: self._output_dense.bias)
+
+    def _projection(self, name, in_shape, out_shape, activation=None):
+        return _Projection(
+            in_shape,
+            out_shape,
+            self.use_bias,
+            _fresh(self.kernel_initializer),
+            _fresh(self.bias_initializer),
+            self.kernel_regularizer,
+            self.bias_regularizer,
+            self.kernel_constraint,
+            self.bias_constraint,
+            activation=activation,
+            activity_regularizer=self.projection_activity_regularizer,
+            dtype=self.dtype_policy,
+            name=name,
+        )
+
+    def _check_shapes(self, query_shape, value_shape, key_shape):
+        if tuple(value_shape[1:-1]) != tuple(key_shape[1:-1]):
+            raise ValueError(
+                "All dimensions of `value` and `key`, except the last one, must be equal "
+                "(they hold the same S positions). "
+                f"Received: value_shape={tuple(value_shape)} and key_shape={tuple(key_shape)}"
+            )
+        if len(query_shape) != len(value_shape):
+            raise ValueError(
+                "`query` and `value` must have the same rank. "
+                f"Received: query_shape={tuple(query_shape)}, value_shape={tuple(value_shape)}"
+            )
+        if len(query_shape) < 3:
+            raise ValueError(
+                "`query` must have rank >= 3 (shape (B, T, d_model)). "
+                f"Received: query_shape={tuple(query_shape)}"
+            )
+
+    def _axes(self, rank):
+        """The attention axes and the batch-like axes of inputs of rank `rank`."""
+        positions = range(1, rank - 1)  # every axis but the batch and the features
+        axes = tuple(positions) if self.attention_axes is None else self.attention_axes
+        normalized = tuple(axis + rank if axis < 0 else axis for axis in axes)
+        if not all(axis in positions for axis in normalized) or len(set(normalized)) < len(axes):
+            raise ValueError(
+                f"`attention_axes` must be distinct axes in 1..{rank - 2} (or -{rank - 1}..-2) "
+                f"of inputs of rank {rank}. Received: attention_axes={self.attention_axes}"
+            )
+        batch = tuple(axis for axis in range(rank - 1) if axis not in normalized)
+        return normalized, batch
 
     def build(self, query_shape, value_shape, key_shape=None):
         key_shape = value_shape if key_shape is None else key_shape
+        self._check_shapes(query_shape, value_shape, key_shape)
+        self._axes(len(query_shape))
         h = self.num_heads
-        d_out = self._output_dim or query_shape[-1]
-
-        def projection(name, d_in, *shape):
-            kernel = self.add_weight(
-                name=f"{name}_kernel", shape=(d_in, *shape), initializer=self.kernel_initializer
+        d_out = self._output_shape or (query_shape[-1],)
+        # The order of creation is Keras's: it fixes the get_weights() order, and which seed
+        # each unseeded initializer draws (so the same seed gives Keras's initial weights).
+        self._query_dense = self._projection("query", query_shape[-1:], (h, self.key_dim))
+        self._key_dense = self._projection("key", key_shape[-1:], (h, self.key_dim))
+        if self.use_gate:
+            self._gate_dense = self._projection(
+                "gate", query_shape[-1:], (h, self.value_dim), activation="sigmoid"
             )
-            bias = None
-            if self.use_bias:
-                bias = self.add_weight(
-                    name=f"{name}_bias",
-                    shape=shape[-2:] if name != "output" else shape[-1:],
-                    initializer=self.bias_initializer,
-                )
-            return kernel, bias
+        self._value_dense = self._projection("value", value_shape[-1:], (h, self.value_dim))
+        self.seed_generator = None
+        if self.dropout > 0:
+            self.seed_generator = keras.random.SeedGenerator(self.seed)
+        self._output_dense = self._projection("attention_output", (h, self.value_dim), d_out)
 
-        self.w_q, self.b_q = projection("query", query_shape[-1], h, self.key_dim)
-        self.w_k, self.b_k = projection("key", key_shape[-1], h, self.key_dim)
-        self.w_v, self.b_v = projection("value", value_shape[-1], h, self.value_dim)
-        self.w_o, self.b_o = projection("output", h, self.value_dim, d_out)
+    # -------------------------------------------------------- masks
+    def _combined_mask(
+        self,
+        query,
+        value,
+        query_mask,
+        value_mask,
+        key_mask,
+        attention_mask,
+        use_causal_mask,
+        scores_rank,
+    ):
+        """Every mask ANDed into one boolean tensor that broadcasts to the scores, or None.
 
-    def _project(self, x, kernel, bias):  # (B, L, d_model) -> (B, h, L, d)
-        y = tf.einsum("bld,dhk->bhlk", x, kernel)
-        return y if bias is None else y + bias[:, None, :]
+        Each is first given the rank of the scores (for `(B, T, d_model)` inputs,
+        `(B, h, T, S)`) the way Keras does: missing axes are inserted just before the
+        query's attention axes, i.e. where the heads are.
+        """
+        n_attention = len(self._axes(len(query.shape))[0])
+        T, S = ops.shape(query)[1], ops.shape(value)[1]
+        masks = []
+        if query_mask is not None:
+            masks.append(ops.expand_dims(ops.cast(query_mask, "bool"), -1))  # (B, T, 1)
+        for mask in (value_mask, key_mask):
+            if mask is not None:
+                masks.append(ops.expand_dims(ops.cast(mask, "bool"), -2))  # (B, 1, S)
+        rows = ops.expand_dims(ops.arange(T), -1)  # (T, 1) query positions
+        cols = ops.expand_dims(ops.arange(S), 0)  # (1, S) key positions
+        if use_causal_mask:
+            masks.append(rows >= cols)  # (T, S)
+        if self._sliding_window is not None:
+            masks.append(ops.abs(rows - cols) < self._sliding_window)  # (T, S)
+        if attention_mask is not None:
+            attention_mask = ops.convert_to_tensor(attention_mask)
+            masks.append(ops.cast(attention_mask, "bool"))
+        combined = None
+        for mask in masks:
+            while len(mask.shape) < scores_rank:
+                mask = ops.expand_dims(mask, -2 * n_attention - 1)
+            combined = mask if combined is None else ops.logical_and(combined, mask)
+        return combined
 
+    # -------------------------------------------------------- layout
+    def _to_heads(self, x, axes, batch):
+        """`(B, *positions, h, d) -> (*batch, h, L, d)`: heads first, the attended positions
+        flattened into one axis `L` (T for the query, S for key and value)."""
+        rank = len(x.shape)
+        x = ops.transpose(x, (*batch, rank - 2, *axes, rank - 1))
+        if len(axes) == 1:
+            return x
+        shape = ops.shape(x)
+        return ops.reshape(x, (*shape[: len(batch) + 1], -1, shape[-1]))
+
+    def _flat_mask(self, mask, axes, query_shape, key_shape):
+        """A mask in Keras's layout `(*batch, h, *T_axes, *S_axes)` flattened to `(..., T, S)`."""
+        n = len(axes)
+        if mask is None or n == 1:
+            return mask
+        t_dims = [query_shape[a] for a in axes]
+        s_dims = [key_shape[a] for a in axes]
+        mask = ops.broadcast_to(mask, (*ops.shape(mask)[: -2 * n], *t_dims, *s_dims))
+        shape = ops.shape(mask)
+        return ops.reshape(mask, (*shape[: -2 * n], math.prod(t_dims), math.prod(s_dims)))
+
+    # -------------------------------------------------------- call
     def call(
         self,
         query,
         value,
         key=None,
+        query_mask=None,
+        value_mask=None,
+        key_mask=None,
         attention_mask=None,
         return_attention_scores=False,
         training=None,
         use_causal_mask=False,
     ):
+        if self._flash_attention and return_attention_scores:
+            raise ValueError(
+                "Returning attention scores is not supported when flash attention is enabled. "
+                "Please disable flash attention to access attention scores."
+            )
+        # Keras's Layer.__call__ has already filled query_mask, value_mask and key_mask from
+        # the implicit masks of query, value and key (unless they were given explicitly).
         key = value if key is None else key
-        q = self._project(query, self.w_q, self.b_q)  # (B, h, T, d_k)
-        k = self._project(key, self.w_k, self.b_k)  # (B, h, S, d_k)
-        v = self._project(value, self.w_v, self.b_v)  # (B, h, S, d_v)
+        rank = len(query.shape)
+        axes, batch = self._axes(rank)
+        query_shape, key_shape = ops.shape(query), ops.shape(key)
 
-        mask = None
-        if attention_mask is not None:
-            mask = tf.convert_to_tensor(attention_mask)
-            if mask.dtype != tf.bool:
-                mask = mask != 0
-            if mask.shape.rank == 3:
-                mask = mask[:, None, :, :]  # (B, 1, T, S): the same mask for every head
+        q = self._to_heads(self._query_dense(query), axes, batch)  # (B, h, T, d_k)
+        k = self._to_heads(self._key_dense(key), axes, batch)  # (B, h, S, d_k)
+        v = self._to_heads(self._value_dense(value), axes, batch)  # (B, h, S, d_v)
         dropout = self.dropout if training else 0.0
-        if self.chunk_size and not return_attention_scores and not dropout:
-            heads = chunked_attention(
-                q, k, v, mask=mask, chunk_size=self.chunk_size, use_causal_mask=use_causal_mask
-            )  # (B, h, T, d_v)
-        else:
-            if use_causal_mask:
-                T, S = tf.shape(q)[-2], tf.shape(k)[-2]
-                causal = tf.linalg.band_part(tf.ones((T, S), tf.bool), -1, 0)  # (T, S)
-                mask = causal if mask is None else tf.logical_and(mask, causal)
-            heads, weights = scaled_dot_product_attention(
-                q, k, v, mask=mask, dropout=dropout, training=training, seed=self.seed_generator
-            )  # (B, h, T, d_v), (B, h, T, S)
-        output = tf.einsum("bhtv,hvo->bto", heads, self.w_o)  # (B, T, d_out)
-        if self.b_o is not None:
-            output += self.b_o
-        return (output, weights) if return_attention_scores else output
+        chunked = bool(self.chunk_size) and not return_attention_scores and not dropout
+        scores_rank = len(batch) + 1 + 2 * len(axes)  # Keras's (*batch, h, *T_axes, *S_axes)
+        mask = self._combined_mask(
+            query,
+            value,
+            query_mask,
+            value_mask,
+            key_mask,
+            attention_mask,
+            use_causal_mask and not chunked,  # the chunked path builds it block by block
+            scores_rank,
+        )
+        mask = self._flat_mask(mask, axes, query_shape, key_shape)  # (B, 1 or h, T, S)
 
+        dtype = _dtype(q)
+        work = "float32" if dtype in ("float16", "bfloat16") else dtype
+        q, k, v = (ops.cast(x, work) for x in (q, k, v))
+        q = q * (1.0 / math.sqrt(self.key_dim))
+        if chunked:
+            heads = _chunked(q, k, v, mask, use_causal_mask, self.chunk_size)  # (B, h, T, d_v)
+        else:
+            heads, weights = _attention(q, k, v, mask, dropout, self.seed_generator)
+            weights = ops.cast(weights, dtype)  # (B, h, T, S)
+        heads = ops.cast(heads, dtype)
+
+        heads = self._from_heads(heads, axes, batch, query_shape)  # (B, T, h, d_v)
+        if self.use_gate:
+            heads = heads * self._gate_dense(query)  # (B, T, h, d_v)
+        output = self._output_dense(heads)  # (B, T, *output_shape)
+        # With supports_masking, Keras's Layer.__call__ then attaches the query's implicit mask.
+        if not return_attention_scores:
+            return output
+        if len(axes) > 1:  # back to Keras's layout (*batch, h, *T_axes, *S_axes)
+            shape = ops.shape(weights)
+            t_dims = [query_shape[a] for a in axes]
+            s_dims = [key_shape[a] for a in axes]
+            weights = ops.reshape(weights, (*shape[:-2], *t_dims, *s_dims))
+        return output, weights
+
+    def _from_heads(self, x, axes, batch, query_shape):
+        """Undo `_to_heads` for the query: `(*batch, h, T, d) -> (B, *positions, h, d)`."""
+        if len(axes) > 1:
+            shape = ops.shape(x)
+            x = ops.reshape(x, (*shape[:-2], *[query_shape[a] for a in axes], shape[-1]))
+        order = (*batch, len(query_shape) - 1, *axes, len(query_shape))  # where each axis went
+        return ops.transpose(x, tuple(int(i) for i in np.argsort(order)))
+
+    # -------------------------------------------------------- shapes and config
     def compute_output_shape(self, query_shape, value_shape, key_shape=None):
-        return (*query_shape[:-1], self._output_dim or query_shape[-1])
+        query_shape, value_shape = tuple(query_shape), tuple(value_shape)
+        key_shape = value_shape if key_shape is None else tuple(key_shape)
+        self._check_shapes(query_shape, value_shape, key_shape)
+        return query_shape[:-1] + (self._output_shape or query_shape[-1:])
+
+    def compute_output_spec(self, query, value, key=None, return_attention_scores=False, **_):
+        key_shape = value.shape if key is None else key.shape
+        shape = self.compute_output_shape(query.shape, value.shape, key_shape)
+        output = keras.KerasTensor(shape, dtype=self.compute_dtype)
+        if not return_attention_scores:
+            return output
+        axes, batch = self._axes(len(query.shape))
+        scores_shape = (
+            *[query.shape[a] for a in batch],
+            self.num_heads,
+            *[query.shape[a] for a in axes],
+            *[value.shape[a] for a in axes],
+        )
+        return output, keras.KerasTensor(scores_shape, dtype=self.compute_dtype)
 
     def get_config(self):
+        serialize = keras.saving.serialize_keras_object
         return {
             **super().get_config(),
             "num_heads": self.num_heads,
@@ -362,9 +803,17 @@ class MultiHeadAttention(keras.layers.Layer):
             "value_dim": self.value_dim,
             "dropout": self.dropout,
             "use_bias": self.use_bias,
-            "output_shape": self._output_dim,
-            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
-            "bias_initializer": keras.initializers.serialize(self.bias_initializer),
+            "use_gate": self.use_gate,
+            "output_shape": self._output_shape,
+            "attention_axes": self.attention_axes,
+            "sliding_window": self._sliding_window,
+            "kernel_initializer": serialize(self.kernel_initializer),
+            "bias_initializer": serialize(self.bias_initializer),
+            "kernel_regularizer": serialize(self.kernel_regularizer),
+            "bias_regularizer": serialize(self.bias_regularizer),
+            "activity_regularizer": serialize(self.projection_activity_regularizer),
+            "kernel_constraint": serialize(self.kernel_constraint),
+            "bias_constraint": serialize(self.bias_constraint),
             "seed": self.seed,
             "chunk_size": self.chunk_size,
         }
@@ -384,12 +833,12 @@ class PositionalEmbedding(keras.layers.Layer):
         _check_positive_int(max_length, "max_length")
         self.vocab_size, self.d_model, self.max_length = vocab_size, d_model, max_length
         self.embedding = keras.layers.Embedding(vocab_size, d_model)
-        self.encoding = tf.constant(positional_encoding(max_length, d_model))  # (max_length, d)
+        self.encoding = ops.convert_to_tensor(positional_encoding(max_length, d_model))  # (L, d)
 
     def call(self, tokens):
-        length = tf.shape(tokens)[-1]
+        length = ops.shape(tokens)[-1]
         x = self.embedding(tokens) * math.sqrt(self.d_model)  # (B, T, d_model)
-        return x + tf.cast(self.encoding[:length], x.dtype)
+        return x + ops.cast(self.encoding[:length], x.dtype)
 
     def get_config(self):
         return {
@@ -447,8 +896,9 @@ class TransformerEncoderBlock(_Block):
     """Self-attention and a feed-forward net, each wrapped in a residual and a LayerNorm.
 
     `norm_first=False` is the post-norm block of Vaswani et al. (2017); `norm_first=True` is the
-    pre-norm variant (Xiong et al., 2020). Call: `x` `(B, T, d_model)`, optional
-    `attention_mask` `(B, T, T)`, `use_causal_mask` -> `(B, T, d_model)`.
+    pre-norm variant (used by GPT-2, 2019; analysed by Xiong et al., 2020). Call: `x`
+    `(B, T, d_model)`, optional `attention_mask` `(B, T, T)`, `use_causal_mask` ->
+    `(B, T, d_model)`.
     """
 
     def __init__(self, d_model, num_heads, d_ff, dropout=0.0, norm_first=False, **kwargs):

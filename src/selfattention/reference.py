@@ -233,7 +233,7 @@ def additive_attention(
         `(output, weights)`: `output` `(..., T, d_v)`, `weights` `(..., T, S)`. The plain form
         holds a `(..., T, S, d_a)` array of hidden activations.
     """
-    query, key, value, w_q, w_k, v_a, mask, dtype, work = _check_additive(
+    query, key, value, w_q, w_k, v_a, mask, dtype, work = _checks.additive(
         query, key, value, w_q, w_k, v_a, mask
     )
     q, k, v = query.astype(work), key.astype(work), value.astype(work)
@@ -247,45 +247,6 @@ def additive_attention(
     weights = softmax(scores, axis=-1)  # (..., T, S)
     output = weights @ v  # (..., T, d_v)
     return output.astype(dtype), weights.astype(dtype)
-
-
-def _check_additive(query, key, value, w_q, w_k, v_a, mask):
-    """The checks of :func:`additive_attention`: inputs as float arrays, the mask as booleans."""
-    query = _checks.as_float_array(query, "query")
-    key = _checks.as_float_array(key, "key")
-    value = _checks.as_float_array(value, "value")
-    for name, x in (("query", query), ("key", key), ("value", value)):
-        _checks.check_rank(x, name)
-    if value.shape[-2] != key.shape[-2]:
-        raise ValueError(
-            "`value` must have as many positions as `key` (S), expected "
-            f"{key.shape[-2]}. Received: key.shape={key.shape}, value.shape={value.shape}"
-        )
-    weights = {}
-    for name, w, rank in (("w_q", w_q, 2), ("w_k", w_k, 2), ("v_a", v_a, 1)):
-        weights[name] = _checks.as_float_array(w, name)
-        if weights[name].ndim != rank:
-            raise ValueError(
-                f"`{name}` must have rank {rank}. Received: {name}.shape={weights[name].shape}"
-            )
-    for name, x, w in (("query", query, "w_q"), ("key", key, "w_k")):
-        if weights[w].shape[0] != x.shape[-1]:
-            raise ValueError(
-                f"`{w}` must have as many rows as `{name}` has features, expected "
-                f"{x.shape[-1]}. Received: {name}.shape={x.shape}, {w}.shape={weights[w].shape}"
-            )
-    d_a = weights["v_a"].shape[0]
-    for name in ("w_q", "w_k"):
-        if weights[name].shape[1] != d_a:
-            raise ValueError(
-                f"`{name}` must have as many columns as `v_a` has entries (d_a), expected "
-                f"{d_a}. Received: {name}.shape={weights[name].shape}, v_a.shape=({d_a},)"
-            )
-    batch = _checks.batch_shape(query, key, value)
-    checked_mask = _checks.mask(mask, (*batch, query.shape[-2], key.shape[-2]))
-    dtype, work = _checks.result_dtypes(query, key, value)
-    w_q, w_k, v_a = (weights[name].astype(work) for name in ("w_q", "w_k", "v_a"))
-    return query, key, value, w_q, w_k, v_a, checked_mask, dtype, work
 
 
 # ------------------------------------------------------------------ positions: RoPE and ALiBi
