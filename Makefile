@@ -1,7 +1,12 @@
-# Two entry points, each doing all of its own set-up on a fresh machine with Python 3.11:
-#   make book   builds the site into _build/html
-#   make test   lints, builds the site, runs the unit and browser tests, and validates every
-#               notebook with nbval (it installs Debian's chromium with apt-get if it is missing)
+# Entry points, each doing all of its own set-up on a fresh machine with Python 3.11:
+#   make book     builds the site into _build/html
+#   make test     lints, builds the site, runs the unit and browser tests, validates every notebook
+#                 with nbval, then again under two stand-ins for other machines (.ci/matrix.py --ci);
+#                 it installs Debian's chromium with apt-get if it is missing
+#   make check    the same without the browser tests: any OS with Python 3.11, no root
+#   make matrix   nbval under settings that stand for other machines (MATRIX=--full: all of them)
+#   make execute NB=book/<chapter>.ipynb   re-runs a notebook, stores its outputs, no timestamps
+#   make lock     regenerates requirements.txt and requirements-dev.txt from the .in files
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
@@ -9,8 +14,15 @@ STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 NODE_STAMP := node_modules/.installed
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with book/sanitize.cfg
+# the same arguments as .pre-commit-config.yaml (tests/test_notebooks_clean.py checks)
+NBSTRIPOUT := --keep-output --keep-count --keep-id --extra-keys metadata.language_info.version
+# the lock is for the readers' platform: CPython 3.11 on Linux x86-64 (Binder's)
+LOCK := --python-version 3.11 --python-platform x86_64-unknown-linux-gnu \
+	--custom-compile-command "make lock" --quiet
+MATRIX ?=
 
-.PHONY: book test lint unit notebooks browser browser-deps benchmark clean
+.PHONY: book test check lint unit notebooks matrix browser browser-deps execute strip lock \
+	benchmark clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,18 +48,41 @@ book: $(STAMP)
 lint: $(DEV_STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
+	$(BIN)/actionlint .github/workflows/*.yml
 
 unit: $(DEV_STAMP)
 	$(BIN)/pytest tests --ignore=tests/browser
 
-notebooks: $(STAMP)
+notebooks: $(DEV_STAMP)
 	$(BIN)/pytest $(NBVAL) book
+
+matrix: $(DEV_STAMP)
+	$(BIN)/python .ci/matrix.py $(MATRIX)
 
 browser: browser-deps
 	$(BIN)/pytest tests/browser
 
 test: lint browser-deps book
 	$(BIN)/pytest tests $(NBVAL) book
+	$(BIN)/python .ci/matrix.py --ci
+
+check: lint book
+	$(BIN)/pytest tests --ignore=tests/browser $(NBVAL) book
+	$(BIN)/python .ci/matrix.py --ci
+
+execute: $(DEV_STAMP)
+	$(if $(NB),,$(error name the notebook(s): make execute NB=book/04_math.ipynb))
+	for nb in $(NB); do \
+		TF_CPP_MIN_LOG_LEVEL=3 TF_ENABLE_ONEDNN_OPTS=0 $(BIN)/jupyter execute --inplace $$nb \
+		&& $(BIN)/nbstripout $(NBSTRIPOUT) $$nb || exit 1; \
+	done
+
+strip: $(DEV_STAMP)
+	$(BIN)/nbstripout $(NBSTRIPOUT) book/*.ipynb
+
+lock: $(DEV_STAMP)
+	$(BIN)/uv pip compile $(LOCK) requirements.in -o requirements.txt
+	$(BIN)/uv pip compile $(LOCK) requirements-dev.in -o requirements-dev.txt
 
 benchmark: $(STAMP)
 	$(BIN)/python benchmarks/run.py
