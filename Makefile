@@ -49,6 +49,7 @@ lint: $(DEV_STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/actionlint .github/workflows/*.yml
+	$(BIN)/mypy src/selfattention
 
 unit: $(DEV_STAMP)
 	$(BIN)/pytest tests --ignore=tests/browser
