@@ -6,13 +6,16 @@
 #   make check    the same without the browser tests: any OS with Python 3.11, no root
 #   make matrix   nbval under settings that stand for other machines (MATRIX=--full: all of them)
 #   make execute NB=book/<chapter>.ipynb   re-runs a notebook, stores its outputs, no timestamps
-#   make lock     regenerates requirements.txt and requirements-dev.txt from the .in files
+#   make unit-jax the Keras layers' tests on the JAX backend, in their own .venv-jax
+#   make lock     regenerates requirements.txt, requirements-dev.txt and requirements-jax.txt
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 NODE_STAMP := node_modules/.installed
+JAX_VENV := .venv-jax
+JAX_STAMP := $(JAX_VENV)/.installed
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with book/sanitize.cfg
 # the same arguments as .pre-commit-config.yaml (tests/test_notebooks_clean.py checks)
 NBSTRIPOUT := --keep-output --keep-count --keep-id --extra-keys metadata.language_info.version
@@ -21,7 +24,7 @@ LOCK := --python-version 3.11 --python-platform x86_64-unknown-linux-gnu \
 	--custom-compile-command "make lock" --quiet
 MATRIX ?=
 
-.PHONY: book test check lint unit notebooks matrix browser browser-deps execute strip lock \
+.PHONY: book test check lint unit unit-jax notebooks matrix browser browser-deps execute strip lock \
 	benchmark clean
 
 $(STAMP): requirements.txt pyproject.toml
@@ -34,6 +37,12 @@ $(STAMP): requirements.txt pyproject.toml
 $(DEV_STAMP): $(STAMP) requirements-dev.txt
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	touch $(DEV_STAMP)
+
+$(JAX_STAMP): requirements-jax.txt pyproject.toml
+	test -x $(JAX_VENV)/bin/python || $(PYTHON) -m venv $(JAX_VENV)
+	$(JAX_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(JAX_VENV)/bin/python -m pip install --quiet -r requirements-jax.txt
+	touch $(JAX_STAMP)
 
 $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
@@ -54,6 +63,11 @@ lint: $(DEV_STAMP)
 unit: $(DEV_STAMP)
 	$(BIN)/pytest tests --ignore=tests/browser
 
+# the layers are written in keras.ops: their equality with keras.layers.MultiHeadAttention and
+# Keras's own test file also run on the JAX backend
+unit-jax: $(JAX_STAMP)
+	KERAS_BACKEND=jax $(JAX_VENV)/bin/pytest -q tests/test_layers.py tests/test_keras_suite.py
+
 notebooks: $(DEV_STAMP)
 	$(BIN)/pytest $(NBVAL) book
 
@@ -63,11 +77,11 @@ matrix: $(DEV_STAMP)
 browser: browser-deps
 	$(BIN)/pytest tests/browser
 
-test: lint browser-deps book
+test: lint browser-deps book unit-jax
 	$(BIN)/pytest tests $(NBVAL) book
 	$(BIN)/python .ci/matrix.py --ci
 
-check: lint book
+check: lint book unit-jax
 	$(BIN)/pytest tests --ignore=tests/browser $(NBVAL) book
 	$(BIN)/python .ci/matrix.py --ci
 
@@ -84,6 +98,7 @@ strip: $(DEV_STAMP)
 lock: $(DEV_STAMP)
 	$(BIN)/uv pip compile $(LOCK) requirements.in -o requirements.txt
 	$(BIN)/uv pip compile $(LOCK) requirements-dev.in -o requirements-dev.txt
+	$(BIN)/uv pip compile $(LOCK) requirements-jax.in -o requirements-jax.txt
 
 benchmark: $(STAMP)
 	$(BIN)/python benchmarks/run.py
