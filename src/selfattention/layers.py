@@ -14,6 +14,8 @@ output 0, with or without dropout and whether or not the scores are returned.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
+from typing import Any, TypeAlias
 
 import keras
 import numpy as np
@@ -30,21 +32,42 @@ __all__ = [
     "scaled_dot_product_attention",
 ]
 
+#: A backend tensor (``tf.Tensor``, ``jax.Array``), a symbolic ``keras.KerasTensor``, or
+#: anything `keras.ops` accepts (NumPy arrays, nested lists, Python numbers). Keras 3 ships no
+#: type information, so this is `Any` to a type checker; the name says what is expected.
+Tensor: TypeAlias = Any
+#: A static shape: ints, `None` for a dimension unknown until the call.
+Shape: TypeAlias = Sequence[int | None]
+#: What `keras.initializers.get` accepts: a name, a config dict, an instance or a callable.
+InitializerLike: TypeAlias = (
+    str | dict[str, Any] | keras.initializers.Initializer | Callable[..., Any]
+)
+#: What `keras.regularizers.get` accepts, or None for no regularizer.
+RegularizerLike: TypeAlias = (
+    str | dict[str, Any] | keras.regularizers.Regularizer | Callable[..., Any] | None
+)
+#: What `keras.constraints.get` accepts, or None for no constraint.
+ConstraintLike: TypeAlias = (
+    str | dict[str, Any] | keras.constraints.Constraint | Callable[..., Any] | None
+)
+#: A seed for dropout: an int, a `keras.random.SeedGenerator`, or None for a fresh one.
+SeedLike: TypeAlias = int | keras.random.SeedGenerator | None
+
 
 # ---------------------------------------------------------------- input checks
-def _check_positive_int(value, name: str) -> None:
+def _check_positive_int(value: object, name: str) -> None:
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value <= 0:
         raise ValueError(
             f"The argument `{name}` must be a positive integer. Received: {name}={value!r}"
         )
 
 
-def _check_dropout(rate) -> None:
+def _check_dropout(rate: object) -> None:
     if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 <= rate < 1:
         raise ValueError(f"`dropout` must be a number in [0, 1). Received: dropout={rate!r}")
 
 
-def _dtype(x) -> str:
+def _dtype(x: Tensor) -> str:
     return keras.backend.standardize_dtype(x.dtype)
 
 
@@ -52,12 +75,12 @@ def _is_real(dtype: str) -> bool:
     return keras.backend.is_float_dtype(dtype) or keras.backend.is_int_dtype(dtype)
 
 
-def _fill_value(dtype) -> float:
+def _fill_value(dtype: Any) -> float:
     """The most negative finite number of `dtype`: exp(fill - max) is exactly 0."""
     return float(np.finfo(keras.backend.standardize_dtype(dtype)).min)
 
 
-def _concrete_values(x):
+def _concrete_values(x: Tensor) -> np.ndarray | None:
     """The values of tensor `x` as a NumPy array, or None while a function is being traced."""
     backend = keras.backend.backend()
     if backend == "tensorflow":
@@ -71,21 +94,21 @@ def _concrete_values(x):
     return ops.convert_to_numpy(x)
 
 
-def _broadcast_shape(a, b) -> tuple:
+def _broadcast_shape(a: Shape, b: Shape) -> tuple[int | None, ...]:
     """numpy's broadcasting rule on static shapes, `None` for an unknown dimension."""
     n = max(len(a), len(b))
     a, b = (1,) * (n - len(a)) + tuple(a), (1,) * (n - len(b)) + tuple(b)
     return tuple(None if x is None or y is None else max(x, y) for x, y in zip(a, b, strict=True))
 
 
-def _broadcasts_to(shape, target) -> bool:
+def _broadcasts_to(shape: Shape, target: Shape) -> bool:
     pairs = zip(reversed(tuple(shape)), reversed(tuple(target)), strict=False)
     return len(shape) <= len(target) and all(
         a is None or b is None or a == b or 1 in (a, b) for a, b in pairs
     )
 
 
-def _as_float_tensor(x, name: str):
+def _as_float_tensor(x: Tensor, name: str) -> Tensor:
     x = ops.convert_to_tensor(x)
     dtype = _dtype(x)
     if not _is_real(dtype):
@@ -100,7 +123,7 @@ def _as_float_tensor(x, name: str):
     return x
 
 
-def _as_bool_mask(mask, scores_shape: tuple):
+def _as_bool_mask(mask: Tensor, scores_shape: Shape) -> Tensor:
     mask = ops.convert_to_tensor(mask)
     dtype = _dtype(mask)
     if dtype != "bool":
@@ -121,7 +144,9 @@ def _as_bool_mask(mask, scores_shape: tuple):
     return mask
 
 
-def _check_attention_inputs(query, key, value, scale):
+def _check_attention_inputs(
+    query: Tensor, key: Tensor, value: Tensor, scale: float | None
+) -> tuple[Tensor, Tensor, Tensor, float, str]:
     """Checked tensors in the dtype the softmax runs in, the scale and the result dtype."""
     query = _as_float_tensor(query, "query")
     key = _as_float_tensor(key, "key")
@@ -147,13 +172,20 @@ def _check_attention_inputs(query, key, value, scale):
     return q, k, v, scale, dtype
 
 
-def _scores_shape(q, k) -> tuple:
+def _scores_shape(q: Tensor, k: Tensor) -> tuple[int | None, ...]:
     """The static shape `(..., T, S)` of `q @ k^T`."""
     return (*_broadcast_shape(q.shape[:-2], k.shape[:-2]), q.shape[-2], k.shape[-2])
 
 
 # ---------------------------------------------------------------- the formula
-def _attention(q, k, v, mask=None, dropout=0.0, seed=None):
+def _attention(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    mask: Tensor | None = None,
+    dropout: float = 0.0,
+    seed: SeedLike = None,
+) -> tuple[Tensor, Tensor]:
     """softmax(q k^T) v on checked tensors, `q` already scaled; returns `(output, weights)`."""
     scores = ops.matmul(q, ops.swapaxes(k, -1, -2))  # (..., T, S)
     if mask is not None:
@@ -170,8 +202,15 @@ def _attention(q, k, v, mask=None, dropout=0.0, seed=None):
 
 
 def scaled_dot_product_attention(
-    query, key, value, mask=None, scale=None, dropout=0.0, training=False, seed=None
-):
+    query: Tensor,
+    key: Tensor,
+    value: Tensor,
+    mask: Tensor | None = None,
+    scale: float | None = None,
+    dropout: float = 0.0,
+    training: bool = False,
+    seed: SeedLike = None,
+) -> tuple[Tensor, Tensor]:
     r"""softmax(Q K^T / sqrt(d_k)) V on tensors; the contract of
     :func:`selfattention.fast.scaled_dot_product_attention`.
 
@@ -195,8 +234,14 @@ def scaled_dot_product_attention(
 
 
 def chunked_attention(
-    query, key, value, mask=None, scale=None, chunk_size=512, use_causal_mask=False
-):
+    query: Tensor,
+    key: Tensor,
+    value: Tensor,
+    mask: Tensor | None = None,
+    scale: float | None = None,
+    chunk_size: int = 512,
+    use_causal_mask: bool = False,
+) -> Tensor:
     r"""Exact attention over blocks of `chunk_size` keys with the online softmax, on tensors:
     the contract of :func:`selfattention.fast.chunked_attention`. Only a `(..., T, chunk_size)`
     block of scores exists at a time (a while loop, one block after the other).
@@ -218,7 +263,9 @@ def chunked_attention(
     return ops.cast(_chunked(q * scale, k, v, mask, use_causal_mask, chunk_size), dtype)
 
 
-def _in_blocks(x, axis: int, n_blocks, chunk_size: int, padding, fill=0):
+def _in_blocks(
+    x: Tensor, axis: int, n_blocks: Tensor, chunk_size: int, padding: Tensor, fill: float = 0
+) -> Tensor:
     """Split axis `axis` (negative) of `x` into `n_blocks` blocks of `chunk_size`, padding the
     end with `fill`: `(..., S, ...) -> (..., n_blocks, chunk_size, ...)`."""
     if not (isinstance(padding, int) and padding == 0):
@@ -230,7 +277,9 @@ def _in_blocks(x, axis: int, n_blocks, chunk_size: int, padding, fill=0):
     return ops.reshape(x, shape)
 
 
-def _one_block_at_a_time(cond, body, loop_vars):
+def _one_block_at_a_time(
+    cond: Callable[..., Any], body: Callable[..., Any], loop_vars: tuple[Tensor, ...]
+) -> tuple[Tensor, ...]:
     """`keras.ops.while_loop`; on TensorFlow with `parallel_iterations=1` (an argument
     `keras.ops` does not expose), since blocks run in parallel would hold several blocks of
     scores at once and lose the memory saving."""
@@ -241,7 +290,9 @@ def _one_block_at_a_time(cond, body, loop_vars):
     return ops.while_loop(cond, body, loop_vars)
 
 
-def _chunked(q, k, v, mask, causal, chunk_size):
+def _chunked(
+    q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, causal: bool, chunk_size: int
+) -> Tensor:
     """The online softmax of `selfattention.chunked_attention`, with `q` already scaled."""
     T, S = ops.shape(q)[-2], ops.shape(k)[-2]
     n_blocks = (S + chunk_size - 1) // chunk_size
@@ -253,7 +304,9 @@ def _chunked(q, k, v, mask, causal, chunk_size):
         mask_blocks = _in_blocks(mask, -1, n_blocks, chunk_size, padding, False)  # (..., T, n, c)
     fill = _fill_value(q.dtype)
 
-    def step(i, m, total, acc):
+    def step(
+        i: Tensor, m: Tensor, total: Tensor, acc: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         k_c = ops.take(k_blocks, i, axis=-3)  # (..., c, d_k)
         v_c = ops.take(v_blocks, i, axis=-3)  # (..., c, d_v)
         scores = ops.matmul(q, ops.swapaxes(k_c, -1, -2))  # (..., T, c)
@@ -298,18 +351,18 @@ class _Projection(keras.layers.Layer):
 
     def __init__(
         self,
-        in_shape,
-        out_shape,
-        use_bias,
-        kernel_initializer,
-        bias_initializer,
-        kernel_regularizer=None,
-        bias_regularizer=None,
-        kernel_constraint=None,
-        bias_constraint=None,
-        activation=None,
-        **kwargs,
-    ):
+        in_shape: Shape,
+        out_shape: Shape,
+        use_bias: bool,
+        kernel_initializer: InitializerLike,
+        bias_initializer: InitializerLike,
+        kernel_regularizer: RegularizerLike = None,
+        bias_regularizer: RegularizerLike = None,
+        kernel_constraint: ConstraintLike = None,
+        bias_constraint: ConstraintLike = None,
+        activation: str | Callable[[Tensor], Tensor] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.supports_masking = True  # position by position: a mask passes through unchanged
         self.in_shape, self.out_shape = tuple(in_shape), tuple(out_shape)
@@ -332,24 +385,26 @@ class _Projection(keras.layers.Layer):
         self.activation = keras.activations.get(activation)
         self.built = True
 
-    def call(self, x):
+    def call(self, x: Tensor) -> Tensor:
         y = ops.tensordot(x, self.kernel, axes=len(self.in_shape))  # (..., *out)
         if self.bias is not None:
             y = y + self.bias
         return self.activation(y)
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Shape) -> tuple[int | None, ...]:
         return tuple(input_shape[: len(input_shape) - len(self.in_shape)]) + self.out_shape
 
 
-def _fresh(initializer):
+def _fresh(initializer: keras.initializers.Initializer) -> keras.initializers.Initializer:
     """A new instance of `initializer`. An unseeded Keras initializer draws its seed when it is
     created and returns the same values at every call: one instance per weight keeps the
     query, key and value kernels from starting equal."""
     return initializer.__class__.from_config(initializer.get_config())
 
 
-def _with_fans(initializer, n_in: int, n_out: int):
+def _with_fans(
+    initializer: keras.initializers.Initializer, n_in: int, n_out: int
+) -> keras.initializers.Initializer:
     """`initializer` told which kernel axes are inputs and outputs. Glorot, He and LeCun
     (VarianceScaling) then take fan-in = d_model and fan-out = h * d_k for a `(d_model, h, d_k)`
     kernel, as Keras's EinsumDense does, instead of reading the first axis as a receptive field."""
@@ -366,7 +421,9 @@ def _with_fans(initializer, n_in: int, n_out: int):
     return initializer.__class__.from_config(config)
 
 
-def _normalized_output_shape(output_shape):
+def _normalized_output_shape(
+    output_shape: int | Sequence[int] | None,
+) -> tuple[int, ...] | None:
     if not output_shape:
         return None
     if isinstance(output_shape, int | np.integer) and not isinstance(output_shape, bool):
@@ -434,24 +491,30 @@ class MultiHeadAttention(keras.layers.Layer):
         sliding_window: optional positive int `w`: query `t` may attend only to keys `j` with
             `|t - j| < w` (with `use_causal_mask`, the `w` most recent keys).
         flash_attention: accepted for compatibility; no effect (see above).
-        kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer,
-        activity_regularizer, kernel_constraint, bias_constraint: for every projection, as in
-            Keras (the activity regularizer acts on each projection's output).
+        kernel_initializer: initializer of every projection's kernel, as in Keras.
+        bias_initializer: initializer of every projection's bias.
+        kernel_regularizer: optional regularizer of every projection's kernel.
+        bias_regularizer: optional regularizer of every projection's bias.
+        activity_regularizer: optional regularizer of each projection's output.
+        kernel_constraint: optional constraint on every projection's kernel.
+        bias_constraint: optional constraint on every projection's bias.
         use_gate: multiply each head's output by `sigmoid(query projection)` before the output
             projection (gated attention, Qiu et al., 2025, as in Keras).
         seed: optional int seed of the dropout.
         chunk_size: optional positive int, keys per block for the memory-saving path.
 
     Call arguments:
-        query: `(B, T, d_model)`. value: `(B, S, d_model_v)`. key: `(B, S, d_model_k)`,
-            defaults to `value`. Inputs of higher rank `(B, ..., d_model)` attend over
-            `attention_axes`.
-        query_mask: optional boolean `(B, T)`; defaults to the query's implicit Keras mask.
-        value_mask, key_mask: optional boolean `(B, S)`; default to the implicit masks.
-        attention_mask: boolean `(T, S)`, `(B, T, S)` or `(B, h, T, S)`, True = may attend
-            (1/0 accepted).
-        return_attention_scores: also return the weights `(B, h, T, S)`.
-        training: apply dropout. use_causal_mask: also forbid attending to later positions.
+
+    - `query` `(B, T, d_model)`, `value` `(B, S, d_model_v)`, `key` `(B, S, d_model_k)`
+      (defaults to `value`). Inputs of higher rank `(B, ..., d_model)` attend over
+      `attention_axes`.
+    - `query_mask`: optional boolean `(B, T)`; defaults to the query's implicit Keras mask.
+    - `value_mask`, `key_mask`: optional boolean `(B, S)`; default to the implicit masks.
+    - `attention_mask`: boolean `(T, S)`, `(B, T, S)` or `(B, h, T, S)`, True = may attend
+      (1/0 accepted).
+    - `return_attention_scores`: also return the weights `(B, h, T, S)`.
+    - `training`: apply dropout.
+    - `use_causal_mask`: also forbid attending to later positions.
 
     Returns:
         `output` `(B, T, *output_shape)`, with the query's mask attached; and with
@@ -460,27 +523,27 @@ class MultiHeadAttention(keras.layers.Layer):
 
     def __init__(
         self,
-        num_heads,
-        key_dim,
-        value_dim=None,
-        dropout=0.0,
-        use_bias=True,
-        output_shape=None,
-        attention_axes=None,
-        sliding_window=None,
-        flash_attention=None,
-        kernel_initializer="glorot_uniform",
-        bias_initializer="zeros",
-        kernel_regularizer=None,
-        bias_regularizer=None,
-        activity_regularizer=None,
-        kernel_constraint=None,
-        bias_constraint=None,
-        use_gate=False,
-        seed=None,
-        chunk_size=None,
-        **kwargs,
-    ):
+        num_heads: int,
+        key_dim: int,
+        value_dim: int | None = None,
+        dropout: float = 0.0,
+        use_bias: bool = True,
+        output_shape: int | Sequence[int] | None = None,
+        attention_axes: int | Sequence[int] | None = None,
+        sliding_window: int | None = None,
+        flash_attention: bool | None = None,
+        kernel_initializer: InitializerLike = "glorot_uniform",
+        bias_initializer: InitializerLike = "zeros",
+        kernel_regularizer: RegularizerLike = None,
+        bias_regularizer: RegularizerLike = None,
+        activity_regularizer: RegularizerLike = None,
+        kernel_constraint: ConstraintLike = None,
+        bias_constraint: ConstraintLike = None,
+        use_gate: bool = False,
+        seed: int | None = None,
+        chunk_size: int | None = None,
+        **kwargs: Any,
+    ) -> None:
         _check_positive_int(num_heads, "num_heads")
         _check_positive_int(key_dim, "key_dim")
         if value_dim is not None:
@@ -533,24 +596,24 @@ class MultiHeadAttention(keras.layers.Layer):
         self.chunk_size = chunk_size
 
     @property
-    def sliding_window(self):
+    def sliding_window(self) -> int | None:
         return self._sliding_window
 
     # Keras's names for the sublayers, read by code written for Keras's layer.
     @property
-    def query_dense(self):
+    def query_dense(self) -> keras.layers.Layer:
         return self._query_dense
 
     @property
-    def key_dense(self):
+    def key_dense(self) -> keras.layers.Layer:
         return self._key_dense
 
     @property
-    def value_dense(self):
+    def value_dense(self) -> keras.layers.Layer:
         return self._value_dense
 
     @property
-    def output_dense(self):
+    def output_dense(self) -> keras.layers.Layer:
         return self._output_dense
 
     # The package's own short names for the kernels and biases.
@@ -563,7 +626,13 @@ class MultiHeadAttention(keras.layers.Layer):
     w_o = property(lambda self: self._output_dense.kernel)
     b_o = property(lambda self: self._output_dense.bias)
 
-    def _projection(self, name, in_shape, out_shape, activation=None):
+    def _projection(
+        self,
+        name: str,
+        in_shape: Shape,
+        out_shape: Shape,
+        activation: str | None = None,
+    ) -> _Projection:
         return _Projection(
             in_shape,
             out_shape,
@@ -580,7 +649,7 @@ class MultiHeadAttention(keras.layers.Layer):
             name=name,
         )
 
-    def _check_shapes(self, query_shape, value_shape, key_shape):
+    def _check_shapes(self, query_shape: Shape, value_shape: Shape, key_shape: Shape) -> None:
         if tuple(value_shape[1:-1]) != tuple(key_shape[1:-1]):
             raise ValueError(
                 "All dimensions of `value` and `key`, except the last one, must be equal "
@@ -598,7 +667,7 @@ class MultiHeadAttention(keras.layers.Layer):
                 f"Received: query_shape={tuple(query_shape)}"
             )
 
-    def _axes(self, rank):
+    def _axes(self, rank: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
         """The attention axes and the batch-like axes of inputs of rank `rank`."""
         positions = range(1, rank - 1)  # every axis but the batch and the features
         axes = tuple(positions) if self.attention_axes is None else self.attention_axes
@@ -611,7 +680,7 @@ class MultiHeadAttention(keras.layers.Layer):
         batch = tuple(axis for axis in range(rank - 1) if axis not in normalized)
         return normalized, batch
 
-    def build(self, query_shape, value_shape, key_shape=None):
+    def build(self, query_shape: Shape, value_shape: Shape, key_shape: Shape | None = None) -> None:
         key_shape = value_shape if key_shape is None else key_shape
         self._check_shapes(query_shape, value_shape, key_shape)
         self._axes(len(query_shape))
@@ -634,15 +703,15 @@ class MultiHeadAttention(keras.layers.Layer):
     # -------------------------------------------------------- masks
     def _combined_mask(
         self,
-        query,
-        value,
-        query_mask,
-        value_mask,
-        key_mask,
-        attention_mask,
-        use_causal_mask,
-        scores_rank,
-    ):
+        query: Tensor,
+        value: Tensor,
+        query_mask: Tensor | None,
+        value_mask: Tensor | None,
+        key_mask: Tensor | None,
+        attention_mask: Tensor | None,
+        use_causal_mask: bool,
+        scores_rank: int,
+    ) -> Tensor | None:
         """Every mask ANDed into one boolean tensor that broadcasts to the scores, or None.
 
         Each is first given the rank of the scores (for `(B, T, d_model)` inputs,
@@ -674,7 +743,7 @@ class MultiHeadAttention(keras.layers.Layer):
         return combined
 
     # -------------------------------------------------------- layout
-    def _to_heads(self, x, axes, batch):
+    def _to_heads(self, x: Tensor, axes: tuple[int, ...], batch: tuple[int, ...]) -> Tensor:
         """`(B, *positions, h, d) -> (*batch, h, L, d)`: heads first, the attended positions
         flattened into one axis `L` (T for the query, S for key and value)."""
         rank = len(x.shape)
@@ -684,7 +753,9 @@ class MultiHeadAttention(keras.layers.Layer):
         shape = ops.shape(x)
         return ops.reshape(x, (*shape[: len(batch) + 1], -1, shape[-1]))
 
-    def _flat_mask(self, mask, axes, query_shape, key_shape):
+    def _flat_mask(
+        self, mask: Tensor | None, axes: tuple[int, ...], query_shape: Shape, key_shape: Shape
+    ) -> Tensor | None:
         """A mask in Keras's layout `(*batch, h, *T_axes, *S_axes)` flattened to `(..., T, S)`."""
         n = len(axes)
         if mask is None or n == 1:
@@ -698,17 +769,17 @@ class MultiHeadAttention(keras.layers.Layer):
     # -------------------------------------------------------- call
     def call(
         self,
-        query,
-        value,
-        key=None,
-        query_mask=None,
-        value_mask=None,
-        key_mask=None,
-        attention_mask=None,
-        return_attention_scores=False,
-        training=None,
-        use_causal_mask=False,
-    ):
+        query: Tensor,
+        value: Tensor,
+        key: Tensor | None = None,
+        query_mask: Tensor | None = None,
+        value_mask: Tensor | None = None,
+        key_mask: Tensor | None = None,
+        attention_mask: Tensor | None = None,
+        return_attention_scores: bool = False,
+        training: bool | None = None,
+        use_causal_mask: bool = False,
+    ) -> Tensor | tuple[Tensor, Tensor]:
         if self._flash_attention and return_attention_scores:
             raise ValueError(
                 "Returning attention scores is not supported when flash attention is enabled. "
@@ -725,7 +796,8 @@ class MultiHeadAttention(keras.layers.Layer):
         k = self._to_heads(self._key_dense(key), axes, batch)  # (B, h, S, d_k)
         v = self._to_heads(self._value_dense(value), axes, batch)  # (B, h, S, d_v)
         dropout = self.dropout if training else 0.0
-        chunked = bool(self.chunk_size) and not return_attention_scores and not dropout
+        # The memory-saving path needs no returned scores and no dropout; None: the plain path.
+        chunk_size = None if return_attention_scores or dropout else self.chunk_size
         scores_rank = len(batch) + 1 + 2 * len(axes)  # Keras's (*batch, h, *T_axes, *S_axes)
         mask = self._combined_mask(
             query,
@@ -734,7 +806,7 @@ class MultiHeadAttention(keras.layers.Layer):
             value_mask,
             key_mask,
             attention_mask,
-            use_causal_mask and not chunked,  # the chunked path builds it block by block
+            use_causal_mask and not chunk_size,  # the chunked path builds it block by block
             scores_rank,
         )
         mask = self._flat_mask(mask, axes, query_shape, key_shape)  # (B, 1 or h, T, S)
@@ -743,8 +815,8 @@ class MultiHeadAttention(keras.layers.Layer):
         work = "float32" if dtype in ("float16", "bfloat16") else dtype
         q, k, v = (ops.cast(x, work) for x in (q, k, v))
         q = q * (1.0 / math.sqrt(self.key_dim))
-        if chunked:
-            heads = _chunked(q, k, v, mask, use_causal_mask, self.chunk_size)  # (B, h, T, d_v)
+        if chunk_size:
+            heads = _chunked(q, k, v, mask, use_causal_mask, chunk_size)  # (B, h, T, d_v)
         else:
             heads, weights = _attention(q, k, v, mask, dropout, self.seed_generator)
             weights = ops.cast(weights, dtype)  # (B, h, T, S)
@@ -764,7 +836,9 @@ class MultiHeadAttention(keras.layers.Layer):
             weights = ops.reshape(weights, (*shape[:-2], *t_dims, *s_dims))
         return output, weights
 
-    def _from_heads(self, x, axes, batch, query_shape):
+    def _from_heads(
+        self, x: Tensor, axes: tuple[int, ...], batch: tuple[int, ...], query_shape: Shape
+    ) -> Tensor:
         """Undo `_to_heads` for the query: `(*batch, h, T, d) -> (B, *positions, h, d)`."""
         if len(axes) > 1:
             shape = ops.shape(x)
@@ -773,13 +847,22 @@ class MultiHeadAttention(keras.layers.Layer):
         return ops.transpose(x, tuple(int(i) for i in np.argsort(order)))
 
     # -------------------------------------------------------- shapes and config
-    def compute_output_shape(self, query_shape, value_shape, key_shape=None):
+    def compute_output_shape(
+        self, query_shape: Shape, value_shape: Shape, key_shape: Shape | None = None
+    ) -> tuple[int | None, ...]:
         query_shape, value_shape = tuple(query_shape), tuple(value_shape)
         key_shape = value_shape if key_shape is None else tuple(key_shape)
         self._check_shapes(query_shape, value_shape, key_shape)
         return query_shape[:-1] + (self._output_shape or query_shape[-1:])
 
-    def compute_output_spec(self, query, value, key=None, return_attention_scores=False, **_):
+    def compute_output_spec(
+        self,
+        query: keras.KerasTensor,
+        value: keras.KerasTensor,
+        key: keras.KerasTensor | None = None,
+        return_attention_scores: bool = False,
+        **_: Any,
+    ) -> keras.KerasTensor | tuple[keras.KerasTensor, keras.KerasTensor]:
         key_shape = value.shape if key is None else key.shape
         shape = self.compute_output_shape(query.shape, value.shape, key_shape)
         output = keras.KerasTensor(shape, dtype=self.compute_dtype)
@@ -794,7 +877,7 @@ class MultiHeadAttention(keras.layers.Layer):
         )
         return output, keras.KerasTensor(scores_shape, dtype=self.compute_dtype)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         serialize = keras.saving.serialize_keras_object
         return {
             **super().get_config(),
@@ -826,7 +909,9 @@ class PositionalEmbedding(keras.layers.Layer):
     Call: integer tokens `(B, T)` -> `(B, T, d_model)`, with `T <= max_length`.
     """
 
-    def __init__(self, vocab_size, d_model, max_length=2048, **kwargs):
+    def __init__(
+        self, vocab_size: int, d_model: int, max_length: int = 2048, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         for name, value in (("vocab_size", vocab_size), ("d_model", d_model)):
             _check_positive_int(value, name)
@@ -835,12 +920,12 @@ class PositionalEmbedding(keras.layers.Layer):
         self.embedding = keras.layers.Embedding(vocab_size, d_model)
         self.encoding = ops.convert_to_tensor(positional_encoding(max_length, d_model))  # (L, d)
 
-    def call(self, tokens):
+    def call(self, tokens: Tensor) -> Tensor:
         length = ops.shape(tokens)[-1]
         x = self.embedding(tokens) * math.sqrt(self.d_model)  # (B, T, d_model)
         return x + ops.cast(self.encoding[:length], x.dtype)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             **super().get_config(),
             "vocab_size": self.vocab_size,
@@ -852,7 +937,15 @@ class PositionalEmbedding(keras.layers.Layer):
 class _Block(keras.layers.Layer):
     """What both Transformer blocks share: sizes, checks, the feed-forward net and residuals."""
 
-    def __init__(self, d_model, num_heads, d_ff, dropout=0.0, norm_first=False, **kwargs):
+    def __init__(
+        self,
+        d_model: int,
+        num_heads: int,
+        d_ff: int,
+        dropout: float = 0.0,
+        norm_first: bool = False,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         for name, value in (("d_model", d_model), ("num_heads", num_heads), ("d_ff", d_ff)):
             _check_positive_int(value, name)
@@ -869,18 +962,24 @@ class _Block(keras.layers.Layer):
         )
         self.drop = keras.layers.Dropout(dropout)
 
-    def _attention(self):
+    def _attention(self) -> MultiHeadAttention:
         return MultiHeadAttention(
             self.num_heads, self.d_model // self.num_heads, dropout=self.dropout
         )
 
-    def _residual(self, x, norm, sublayer, training):
+    def _residual(
+        self,
+        x: Tensor,
+        norm: Callable[[Tensor], Tensor],
+        sublayer: Callable[[Tensor], Tensor],
+        training: bool | None,
+    ) -> Tensor:
         """Post-norm (the paper): norm(x + f(x)). Pre-norm (`norm_first`): x + f(norm(x))."""
         if self.norm_first:
             return x + self.drop(sublayer(norm(x)), training=training)
         return norm(x + self.drop(sublayer(x), training=training))
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             **super().get_config(),
             "d_model": self.d_model,
@@ -901,14 +1000,28 @@ class TransformerEncoderBlock(_Block):
     `(B, T, d_model)`.
     """
 
-    def __init__(self, d_model, num_heads, d_ff, dropout=0.0, norm_first=False, **kwargs):
+    def __init__(
+        self,
+        d_model: int,
+        num_heads: int,
+        d_ff: int,
+        dropout: float = 0.0,
+        norm_first: bool = False,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(d_model, num_heads, d_ff, dropout, norm_first, **kwargs)
         self.attention = self._attention()
         self.norm1 = keras.layers.LayerNormalization(epsilon=1e-6)
         self.norm2 = keras.layers.LayerNormalization(epsilon=1e-6)
 
-    def call(self, x, attention_mask=None, training=None, use_causal_mask=False):
-        def attend(y):
+    def call(
+        self,
+        x: Tensor,
+        attention_mask: Tensor | None = None,
+        training: bool | None = None,
+        use_causal_mask: bool = False,
+    ) -> Tensor:
+        def attend(y: Tensor) -> Tensor:
             return self.attention(
                 y,
                 y,
@@ -930,7 +1043,15 @@ class TransformerDecoderBlock(_Block):
     cross-attention weights `(B, h, T, S)`, the alignment between output and input.
     """
 
-    def __init__(self, d_model, num_heads, d_ff, dropout=0.0, norm_first=False, **kwargs):
+    def __init__(
+        self,
+        d_model: int,
+        num_heads: int,
+        d_ff: int,
+        dropout: float = 0.0,
+        norm_first: bool = False,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(d_model, num_heads, d_ff, dropout, norm_first, **kwargs)
         self.self_attention = self._attention()
         self.cross_attention = self._attention()
@@ -940,21 +1061,21 @@ class TransformerDecoderBlock(_Block):
 
     def call(
         self,
-        x,
-        context,
-        self_mask=None,
-        context_mask=None,
-        training=None,
-        return_attention_scores=False,
-    ):
-        scores = []
+        x: Tensor,
+        context: Tensor,
+        self_mask: Tensor | None = None,
+        context_mask: Tensor | None = None,
+        training: bool | None = None,
+        return_attention_scores: bool = False,
+    ) -> Tensor | tuple[Tensor, Tensor]:
+        scores: list[Tensor] = []
 
-        def attend_self(y):
+        def attend_self(y: Tensor) -> Tensor:
             return self.self_attention(
                 y, y, attention_mask=self_mask, training=training, use_causal_mask=True
             )
 
-        def attend_context(y):
+        def attend_context(y: Tensor) -> Tensor:
             out, weights = self.cross_attention(
                 y,
                 context,
