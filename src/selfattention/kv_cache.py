@@ -123,7 +123,8 @@ def cached_self_attention_step(
     if x.ndim != 3 or x.shape[1] != 1:
         raise ValueError(f"`x` must have shape (B, 1, d_model). Received: x.shape={x.shape}")
 
-    def project(kernel, bias):  # (B, 1, d_model) x (d_model, h, d) -> (B, h, 1, d)
+    def project(kernel: ArrayLike, bias: ArrayLike | None) -> np.ndarray:
+        # (B, 1, d_model) x (d_model, h, d) -> (B, h, 1, d)
         y = np.einsum("bld,dhk->bhlk", x, np.asarray(kernel))
         return y if bias is None else y + np.asarray(bias)[:, None, :]
 

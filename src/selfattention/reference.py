@@ -179,7 +179,8 @@ def multi_head_attention(
     key = value if key is None else key
     query, key, value, w = _checks.multi_head(query, key, value, kernels)
 
-    def project(x, kernel, bias):  # (B, L, d_model) x (d_model, h, d) -> (B, h, L, d)
+    def project(x: np.ndarray, kernel: np.ndarray, bias: ArrayLike | None) -> np.ndarray:
+        # (B, L, d_model) x (d_model, h, d) -> (B, h, L, d)
         y = np.einsum("bld,dhk->bhlk", x, kernel, optimize=True)
         return y if bias is None else y + np.asarray(bias)[:, None, :]  # bias (h, d) per head
 

@@ -80,7 +80,7 @@ def run_seed_code() -> dict[str, np.ndarray]:
     }
 
 
-def corrected(embeddings=EMBEDDINGS) -> dict[str, np.ndarray]:
+def corrected(embeddings: np.ndarray = EMBEDDINGS) -> dict[str, np.ndarray]:
     """Self-attention over `embeddings` `(T, d)` with Q = K = V = the embeddings.
 
     Returns a dict with `scores` `(T, T)` (already divided by `sqrt(d)`), `weights` `(T, T)`
