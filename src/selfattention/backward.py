@@ -35,7 +35,11 @@ from numpy.typing import ArrayLike
 from . import _checks
 from .reference import softmax
 
-__all__ = ["attention_backward", "chunked_attention_backward", "chunked_attention_forward"]
+__all__ = [  # source order
+    "attention_backward",
+    "chunked_attention_forward",
+    "chunked_attention_backward",
+]
 
 
 def attention_backward(

@@ -16,7 +16,7 @@ from numpy.typing import ArrayLike
 
 from . import _checks
 
-__all__ = ["chunked_attention", "scaled_dot_product_attention"]
+__all__ = ["scaled_dot_product_attention", "chunked_attention"]  # source order
 
 # The softmax works on blocks of query rows holding about this many scores (1 MiB of float32),
 # so its row-wise temporaries (max, sum) and its masked copies stay small.

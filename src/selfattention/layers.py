@@ -23,13 +23,13 @@ from keras import ops
 
 from .reference import positional_encoding
 
-__all__ = [
+__all__ = [  # in the order of the source, which the book's API reference follows
+    "scaled_dot_product_attention",
+    "chunked_attention",
     "MultiHeadAttention",
     "PositionalEmbedding",
-    "TransformerDecoderBlock",
     "TransformerEncoderBlock",
-    "chunked_attention",
-    "scaled_dot_product_attention",
+    "TransformerDecoderBlock",
 ]
 
 #: A backend tensor (``tf.Tensor``, ``jax.Array``), a symbolic ``keras.KerasTensor``, or

@@ -27,18 +27,18 @@ from numpy.typing import ArrayLike, DTypeLike
 
 from . import _checks
 
-__all__ = [
+__all__ = [  # in the order of the source, which the book's API reference follows
     "KERAS_WEIGHT_NAMES",
-    "additive_attention",
-    "alibi_bias",
-    "alibi_slopes",
+    "softmax",
+    "scaled_dot_product_attention",
     "causal_mask",
-    "multi_head_attention",
     "padding_mask",
     "positional_encoding",
+    "multi_head_attention",
+    "additive_attention",
     "rotary_embedding",
-    "scaled_dot_product_attention",
-    "softmax",
+    "alibi_slopes",
+    "alibi_bias",
 ]
 
 # The order of `keras.layers.MultiHeadAttention(...).get_weights()`, named as in the book.
