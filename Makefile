@@ -25,7 +25,7 @@ LOCK := --python-version 3.11 --python-platform x86_64-unknown-linux-gnu \
 MATRIX ?=
 
 .PHONY: book test check lint unit unit-jax notebooks matrix browser browser-deps execute strip lock \
-	benchmark clean
+	benchmark replicate clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -102,6 +102,16 @@ lock: $(DEV_STAMP)
 
 benchmark: $(STAMP)
 	$(BIN)/python benchmarks/run.py
+	cd benchmarks && ../$(BIN)/python kv_cache_bench.py
+
+# every experiment that trains something, over seeds 0-4, each seed in a fresh kernel: the
+# chapter's own notebook is executed with its SEED changed (replication/README.md)
+replicate: $(STAMP)
+	$(BIN)/python replication/run.py
+	$(BIN)/python replication/run.py --notebook book/05a_small_gpt.ipynb \
+		--json book/figures/replication_05a.json --table replication/results_05a.md
+	$(BIN)/python replication/run.py --notebook book/05b_induction_heads.ipynb \
+		--json book/figures/replication_05b.json --table replication/results_05b.md
 
 clean:
 	rm -rf _build screenshots

@@ -1,11 +1,15 @@
 """The toy data sets of the applications chapter: seeded, well-formed, and what they claim to be."""
 
 import datetime
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from selfattention import toydata
+
+BOOK = Path(__file__).resolve().parent.parent / "book"
 
 
 def test_date_pairs_are_seeded_and_correct():
@@ -53,3 +57,44 @@ def test_topic_documents_mark_the_topic_sentences():
         words = docs[row][is_topic[row]]
         words = words[words <= 40]
         assert ((words - 1) // 10 == topics[row]).all()
+
+
+WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
+MONTH_NAMES = [
+    "January", "February", "March", "April", "May", "June",
+    "July", "August", "September", "October", "November", "December",
+]  # fmt: skip
+
+
+def test_generated_weekdays_agree_with_the_calendar():
+    sources, targets = toydata.date_pairs(2_000, seed=0)
+    checked = 0
+    for source, target in zip(sources, targets, strict=True):
+        name = source.split(",")[0]
+        if name in WEEKDAYS:
+            assert name == WEEKDAYS[datetime.date.fromisoformat(target).weekday()], source
+            checked += 1
+    assert checked > 150  # one format in eight names the weekday
+
+
+# "Wednesday, 25 November 2026" or "Wednesday, November 25, 2026", as typed into the book's text
+WRITTEN_DATE = re.compile(
+    rf"\b({'|'.join(WEEKDAYS)}),? (?:(\d{{1,2}}) ({'|'.join(MONTH_NAMES)})"
+    rf"|({'|'.join(MONTH_NAMES)}) (\d{{1,2}}),?) (\d{{4}})\b"
+)
+BOOK_TEXTS = sorted(BOOK.glob("*.ipynb")) + sorted(BOOK.glob("*.md"))
+
+
+@pytest.mark.parametrize("path", BOOK_TEXTS, ids=lambda p: p.name)
+def test_dates_typed_in_the_book_name_the_right_weekday(path):
+    text = path.read_text(encoding="utf-8")
+    for match in WRITTEN_DATE.finditer(text):
+        weekday, day1, month1, month2, day2, year = match.groups()
+        day, month = int(day1 or day2), MONTH_NAMES.index(month1 or month2) + 1
+        date = datetime.date(int(year), month, day)
+        assert weekday == WEEKDAYS[date.weekday()], f"{match.group(0)!r} is a {date:%A}"
+
+
+def test_the_weekday_check_catches_a_wrong_weekday():
+    (match,) = WRITTEN_DATE.finditer("on Saturday, 25 November 2026 we")
+    assert match.group(1) == "Saturday" and datetime.date(2026, 11, 25).weekday() == 2

@@ -4,7 +4,7 @@ Nothing is downloaded: each function builds its data from a seed, so every run s
 
 * :func:`date_pairs` -- dates in many human formats and their ISO form (translation).
 * :class:`CharVocab` -- characters <-> integer ids, with padding, start and end tokens.
-* :func:`retrieval_task` -- facts scattered over a long sequence, a question at the end (QA).
+* :func:`retrieval_task` -- a question at position 0, then facts scattered over the rest (QA).
 * :func:`topic_documents` -- documents where a few sentences carry the topic (summarization).
 """
 
@@ -81,12 +81,15 @@ class CharVocab:
 
 
 def retrieval_task(n: int, length: int = 64, n_facts: int = 4, n_keys: int = 16, seed: int = 0):
-    """A question first, then facts (key, value) scattered over the sequence; answer at the end.
+    """A question first, then facts (key, value) scattered over the rest of the sequence.
 
-    The question (a key, with value 0) sits at position 0; the model must give the value of the
-    fact with that key after reading the whole sequence. Returns `keys`, `values`
-    `(n, length)` int32 (0 = empty), `answers` `(n,)` in 0..9 and `distance` `(n,)`, the number
-    of positions from the answering fact to the end of the sequence.
+    The question (a key, with value 0) sits at position 0; `n_facts` facts with distinct keys
+    in 1..`n_keys` and values in 0..9 sit at distinct positions among the `length - 1` that
+    follow, the other positions are empty. The answer is the value of the fact whose key was
+    asked, to be given after reading the whole sequence. Returns `keys`, `values`
+    `(n, length)` int32 (0 = empty; a value `v` is stored as `v + 1`), `answers` `(n,)` in
+    0..9 and `distance` `(n,)`, the number of positions from the answering fact to the last
+    position of the sequence (0 .. `length - 2`).
     """
     rng = np.random.default_rng(seed)
     keys = np.zeros((n, length), np.int32)
