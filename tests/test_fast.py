@@ -4,20 +4,13 @@ masks, batches, broadcasting and block boundaries; the inputs untouched; the mem
 
 import numpy as np
 import pytest
+from helpers import random_qkv
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import selfattention as sa
 from selfattention import fast, reference
 from selfattention.measure import traced_peak_mib
-
-
-def random_qkv(B=2, T=4, S=6, d_k=8, d_v=3, dtype=np.float32, seed=0):
-    rng = np.random.default_rng(seed)
-    q = rng.normal(size=(B, T, d_k)).astype(dtype)
-    k = rng.normal(size=(B, S, d_k)).astype(dtype)
-    v = rng.normal(size=(B, S, d_v)).astype(dtype)
-    return q, k, v
 
 
 def naive_formula(q, k, v, mask=None):

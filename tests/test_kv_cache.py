@@ -3,23 +3,14 @@ causal mask at every step; the cache's errors name the argument."""
 
 import numpy as np
 import pytest
+from helpers import multi_head_weights
 
 import selfattention as sa
 from selfattention.kv_cache import KVCache, cached_self_attention_step
 
 
 def weights(d_model=8, h=2, d_k=3, d_v=4, d_out=5, seed=0):
-    rng = np.random.default_rng(seed)
-    return {
-        "w_q": rng.normal(size=(d_model, h, d_k)),
-        "b_q": rng.normal(size=(h, d_k)),
-        "w_k": rng.normal(size=(d_model, h, d_k)),
-        "b_k": rng.normal(size=(h, d_k)),
-        "w_v": rng.normal(size=(d_model, h, d_v)),
-        "b_v": rng.normal(size=(h, d_v)),
-        "w_o": rng.normal(size=(h, d_v, d_out)),
-        "b_o": rng.normal(size=(d_out,)),
-    }
+    return multi_head_weights(d_model, h, d_k, d_v, d_out, rng=np.random.default_rng(seed))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])

@@ -5,6 +5,7 @@ same cases."""
 
 import numpy as np
 import pytest
+from helpers import multi_head_weights, random_qkv
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -12,14 +13,6 @@ import selfattention as sa
 from selfattention import fast, reference
 
 RNG = np.random.default_rng(0)
-
-
-def random_qkv(B=2, T=4, S=6, d_k=8, d_v=3, dtype=np.float32, seed=0):
-    rng = np.random.default_rng(seed)
-    q = rng.normal(size=(B, T, d_k)).astype(dtype)
-    k = rng.normal(size=(B, S, d_k)).astype(dtype)
-    v = rng.normal(size=(B, S, d_v)).astype(dtype)
-    return q, k, v
 
 
 ATTENTION = pytest.mark.parametrize(
@@ -249,16 +242,7 @@ def test_multi_head_attention_matches_per_head_formula():
     B, T, S, d_model, h, d_k, d_v, d_out = 2, 3, 4, 6, 2, 5, 3, 7
     x_q = rng.normal(size=(B, T, d_model))
     x_v = rng.normal(size=(B, S, d_model))
-    w = {
-        "w_q": rng.normal(size=(d_model, h, d_k)),
-        "b_q": rng.normal(size=(h, d_k)),
-        "w_k": rng.normal(size=(d_model, h, d_k)),
-        "b_k": rng.normal(size=(h, d_k)),
-        "w_v": rng.normal(size=(d_model, h, d_v)),
-        "b_v": rng.normal(size=(h, d_v)),
-        "w_o": rng.normal(size=(h, d_v, d_out)),
-        "b_o": rng.normal(size=(d_out,)),
-    }
+    w = multi_head_weights(d_model, h, d_k, d_v, d_out, rng=rng)
     out, weights = sa.multi_head_attention(x_q, x_v, **w)
     heads = []
     for i in range(h):  # head_i = Attention(X W^Q_i + b, X W^K_i + b, X W^V_i + b)
