@@ -55,6 +55,12 @@ def installed() -> dict[str, str]:
     return found
 
 
+def own_version() -> str:
+    """The package's version where it is written once: `__version__` in its `__init__.py`."""
+    init = (ROOT / "src" / "selfattention" / "__init__.py").read_text()
+    return re.search(r'^__version__ = "([^"]+)"', init, flags=re.MULTILINE).group(1)
+
+
 def differences(lock_file: Path) -> list[str]:
     """Every way this environment differs from `lock_file`, as sentences."""
     lock, have = pins(lock_file), installed()
@@ -70,8 +76,8 @@ def differences(lock_file: Path) -> list[str]:
     if "-e ." in lock_file.read_text().splitlines():
         if own not in have:
             problems.append(f"{own} (-e .) is not installed")
-        elif have[own] != project["version"]:
-            problems.append(f"{own} is {have[own]}, pyproject.toml says {project['version']}")
+        elif have[own] != own_version():
+            problems.append(f"{own} is {have[own]}, the source says {own_version()}")
         else:
             direct = importlib.metadata.distribution(own).read_text("direct_url.json")
             info = json.loads(direct or "{}")

@@ -73,3 +73,15 @@ def test_ci_runs_exactly_the_readme_test_command():
         if line.strip() and not line.startswith(("#", "set ", "cd "))
     ]
     assert commands == ["make test"], commands
+
+
+def test_the_package_names_the_same_home():
+    """pyproject.toml's project URLs are the repository of _config.yml, and the site."""
+    import tomllib
+
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    urls = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["urls"]
+    repository = config["repository"]["url"]
+    assert urls["Repository"] == repository
+    assert urls["Issues"] == f"{repository}/issues"
+    assert urls["Documentation"] == config["html"]["baseurl"]

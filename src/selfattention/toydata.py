@@ -11,8 +11,10 @@ Nothing is downloaded: each function builds its data from a seed, so every run s
 from __future__ import annotations
 
 import datetime
+from collections.abc import Iterable, Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 __all__ = ["DATE_FORMATS", "CharVocab", "date_pairs", "retrieval_task", "topic_documents"]
 
@@ -34,7 +36,9 @@ DATE_FORMATS = {
 }
 
 
-def date_pairs(n: int, seed: int = 0, first_year: int = 1950, last_year: int = 2049):
+def date_pairs(
+    n: int, seed: int = 0, first_year: int = 1950, last_year: int = 2049
+) -> tuple[list[str], list[str]]:
     """`n` random dates as (human strings, ISO strings), each in a randomly chosen format."""
     rng = np.random.default_rng(seed)
     start = datetime.date(first_year, 1, 1).toordinal()
@@ -52,14 +56,16 @@ class CharVocab:
 
     PAD, START, END = 0, 1, 2
 
-    def __init__(self, texts):
+    def __init__(self, texts: Iterable[str]) -> None:
         self.chars = sorted(set("".join(texts)))
         self.index = {c: i + 3 for i, c in enumerate(self.chars)}
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.chars) + 3
 
-    def encode(self, texts, length: int, start: bool = False, end: bool = False) -> np.ndarray:
+    def encode(
+        self, texts: Sequence[str], length: int, start: bool = False, end: bool = False
+    ) -> np.ndarray:
         """`(len(texts), length)` int32 ids, padded with 0; raises if a text does not fit."""
         out = np.zeros((len(texts), length), np.int32)
         for row, text in enumerate(texts):
@@ -69,7 +75,7 @@ class CharVocab:
             out[row, : len(ids)] = ids
         return out
 
-    def decode(self, ids) -> str:
+    def decode(self, ids: ArrayLike) -> str:
         """Ids back to text, stopping at the first end or padding token."""
         chars = []
         for i in np.asarray(ids).tolist():
@@ -80,7 +86,9 @@ class CharVocab:
         return "".join(chars)
 
 
-def retrieval_task(n: int, length: int = 64, n_facts: int = 4, n_keys: int = 16, seed: int = 0):
+def retrieval_task(
+    n: int, length: int = 64, n_facts: int = 4, n_keys: int = 16, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """A question first, then facts (key, value) scattered over the rest of the sequence.
 
     The question (a key, with value 0) sits at position 0; `n_facts` facts with distinct keys
@@ -111,7 +119,7 @@ def retrieval_task(n: int, length: int = 64, n_facts: int = 4, n_keys: int = 16,
 
 def topic_documents(
     n: int, n_sentences: int = 8, n_topic_sentences: int = 2, words: int = 6, seed: int = 0
-):
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Documents of sentences; a few sentences carry the document's topic, the rest are filler.
 
     The vocabulary has 4 topics of 10 words each (ids 1..40) and 60 filler words (ids 41..100).

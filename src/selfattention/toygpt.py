@@ -14,8 +14,10 @@ from and the checks that judge what they generate.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 __all__ = [
     "ADJECTIVES",
@@ -109,7 +111,7 @@ def words() -> set[str]:
     return {"the", "a", "two"} | nouns | verbs | set(ADJECTIVES) | set(PLACES) | set(PREPOSITIONS)
 
 
-def _alternatives(items) -> str:
+def _alternatives(items: Iterable[str]) -> str:
     return "|".join(sorted(items, key=len, reverse=True))
 
 
@@ -156,7 +158,7 @@ class Chars:
             )
         return np.array([self.index[c] for c in text], np.int32)
 
-    def decode(self, ids) -> str:
+    def decode(self, ids: ArrayLike) -> str:
         """Ids back to text."""
         return "".join(self.chars[i] for i in np.asarray(ids).reshape(-1).tolist())
 
@@ -166,7 +168,7 @@ def repeated_tokens(
     length: int,
     vocab_size: int,
     period: int | tuple[int, int] | None = None,
-    seed=0,
+    seed: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """`n` sequences of random tokens, each a segment repeated until the sequence is full.
 
