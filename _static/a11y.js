@@ -25,6 +25,13 @@
       svg.removeAttribute("role");
       svg.setAttribute("aria-hidden", "true");
     });
+    // The sidebar's toggle that opens a chapter's sub-pages is a <summary> holding only a
+    // chevron icon (WCAG 4.1.2, axe summary-name): name it after the chapter it opens.
+    document.querySelectorAll("li.has-children > details > summary").forEach(function (el) {
+      if (el.textContent.trim() || el.hasAttribute("aria-label")) return;
+      var link = el.parentElement.parentElement.querySelector(":scope > a");
+      el.setAttribute("aria-label", "Sub-pages of " + (link ? link.textContent.trim() : "this page"));
+    });
     // docutils marks citations with the deprecated ARIA role doc-biblioentry inside a
     // role="list": make them the list items that the list requires.
     document.querySelectorAll('[role="list"] > [role="doc-biblioentry"]').forEach(function (el) {
