@@ -7,6 +7,7 @@
 #   make matrix   nbval under settings that stand for other machines (MATRIX=--full: all of them)
 #   make execute NB=book/<chapter>.ipynb   re-runs a notebook, stores its outputs, no timestamps
 #   make unit-jax the Keras layers' tests on the JAX backend, in their own .venv-jax
+#   make translations  updates the Chinese edition's catalogues after the English prose changed
 #   make lock     regenerates requirements.txt, requirements-dev.txt and requirements-jax.txt
 PYTHON ?= python3.11
 VENV := .venv
@@ -25,7 +26,7 @@ LOCK := --python-version 3.11 --python-platform x86_64-unknown-linux-gnu \
 MATRIX ?=
 
 .PHONY: book test check lint unit unit-jax notebooks matrix browser browser-deps execute strip lock \
-	benchmark replicate clean
+	benchmark replicate translations clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -51,8 +52,21 @@ $(NODE_STAMP): package.json package-lock.json
 browser-deps: $(DEV_STAMP) $(NODE_STAMP)
 	bash .ci/install-browser
 
+# the English edition at the root of _build/html, the Chinese one (same notebooks, prose from
+# locales/zh_CN/LC_MESSAGES) under _build/html/zh/
 book: $(STAMP)
 	$(BIN)/jupyter-book build . -W -n --keep-going
+	$(BIN)/python _ext/zh_config.py _config.yml > _build/_config.zh.yml
+	$(BIN)/jupyter-book build . --config _build/_config.zh.yml --path-output _build/zh \
+		-W -n --keep-going
+	rm -rf _build/html/zh && cp -r _build/zh/_build/html _build/html/zh
+
+# after the English prose changed: extract its messages and update the Chinese catalogues (new
+# messages empty, changed ones fuzzy: tests/test_translation.py fails until they are translated)
+translations: $(DEV_STAMP)
+	rm -rf _build/gettext
+	$(BIN)/jupyter-book build . --builder custom --custom-builder gettext --path-output _build/gettext
+	$(BIN)/sphinx-intl update -p _build/gettext/_build/gettext -l zh_CN -d locales
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff format --check .

@@ -11,7 +11,8 @@ AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
 
 
 def site_pages() -> list[str]:
-    """Every HTML page of the built site, relative to its root (empty before a build)."""
+    """Every HTML page of the built site (both editions), relative to its root (empty before a
+    build)."""
     skip = ("_static/", "_sources/", "_images/", "_panels_static/")
     pages = sorted(p.relative_to(SITE).as_posix() for p in SITE.rglob("*.html"))
-    return [p for p in pages if not p.startswith(skip)]
+    return [p for p in pages if not p.removeprefix("zh/").startswith(skip)]
