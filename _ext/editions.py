@@ -9,7 +9,13 @@ outputs are not messages, so they exist once). This extension adds what that wor
   article's header, and ``<link rel="alternate" hreflang>`` for search engines);
 * the article's quotations appear in the Chinese edition as the original only: the English
   rendering that follows each quotation (a paragraph that begins with *Translation:*) is left
-  out of the Chinese pages and of the catalogues, so nobody translates it back into Chinese.
+  out of the Chinese pages and of the catalogues, so nobody translates it back into Chinese;
+* two kinds of text that Sphinx's gettext workflow does not reach become messages: the titles
+  of the exercises (sphinx-exercise builds them without a source, and Sphinx extracts only text
+  that has one; the solutions copy the exercise's title before translation, so they are given
+  the translated one), and the captions of the table of contents' parts (sphinx-external-toc
+  inserts them after Sphinx has translated the page; they are looked up here in the root
+  page's catalogue, where the gettext builder puts them).
 """
 
 from __future__ import annotations
@@ -18,8 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from docutils import nodes
+from sphinx import addnodes, locale
 from sphinx.application import Sphinx
 from sphinx.transforms import SphinxTransform
+from sphinx.util.i18n import docname_to_domain
+from sphinx_exercise.nodes import exercise_enumerable_node, exercise_node, exercise_subtitle
 
 EDITIONS = {"en": ("English", ""), "zh": ("中文", "zh/")}  # label, directory under the site root
 
@@ -54,6 +63,70 @@ class DropQuoteTranslations(SphinxTransform):
             node.parent.remove(node)
 
 
+class ExerciseTitlesAreMessages(SphinxTransform):
+    """Give each exercise's title (the directive's argument, plain text in this book) the source
+    that makes Sphinx translate it (before ``Locale``, priority 20)."""
+
+    default_priority = 11
+
+    def apply(self, **kwargs: Any) -> None:
+        for subtitle in self.document.findall(exercise_subtitle):
+            if not subtitle.source:
+                subtitle.source = self.document["source"]
+                subtitle.line = subtitle.parent.parent.line or 1
+                subtitle.rawsource = subtitle.astext()
+                subtitle.parent.parent["title_message"] = subtitle.rawsource
+
+
+def extract_exercise_titles(app: Sphinx, doctree: nodes.document, docname: str) -> None:
+    """The gettext builder extracts messages after sphinx-exercise has folded each title into
+    "Exercise (title)"; add the titles noted above to the page's catalogue."""
+    if app.builder.name != "gettext":
+        return
+    catalogue = app.builder.catalogs[docname_to_domain(docname, app.config.gettext_compact)]
+    for node in doctree.findall(lambda n: "title_message" in getattr(n, "attributes", {})):
+        node.source = node.source or doctree["source"]
+        node.uid = ""  # as Sphinx does for the messages of a toctree
+        catalogue.add(node["title_message"], node)
+
+
+class SolutionsShowTranslatedTitles(SphinxTransform):
+    """sphinx-exercise's registry holds a copy of each exercise made before translation, from
+    which a solution's title ("Solution to Exercise 3 (...)") is made: replace it by the
+    translated exercise (after ``Locale``)."""
+
+    default_priority = 25
+
+    def apply(self, **kwargs: Any) -> None:
+        registry = getattr(self.env, "sphinx_exercise_registry", {})
+        for node in self.document.findall(
+            lambda n: isinstance(n, (exercise_node, exercise_enumerable_node))
+        ):
+            if node.get("label") in registry:
+                registry[node["label"]]["node"] = node.deepcopy()
+
+
+class TranslateTocCaptions(SphinxTransform):
+    """Translate the captions of the parts of the table of contents (after sphinx-external-toc
+    has inserted them, priority 100) with the catalogue of the page that holds them."""
+
+    default_priority = 150
+
+    def apply(self, **kwargs: Any) -> None:
+        if edition(self.config.language) != "zh":
+            return
+        toctrees = [t for t in self.document.findall(addnodes.toctree) if t.get("caption")]
+        if not toctrees:
+            return
+        domain = docname_to_domain(self.env.docname, self.config.gettext_compact)
+        directories = [str(Path(self.app.srcdir) / d) for d in self.config.locale_dirs]
+        catalogue, found = locale.init(directories, self.config.language, domain)
+        if not found:
+            return
+        for toctree in toctrees:
+            toctree["caption"] = toctree["rawcaption"] = catalogue.gettext(toctree["caption"])
+
+
 def other_edition_url(pagename: str, language: str | None) -> tuple[str, str, str]:
     """The relative URL of `pagename` in the other edition, its label and its language tag."""
     here = edition(language)
@@ -85,6 +158,10 @@ def add_templates(app: Sphinx, config: Any) -> None:
 def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("config-inited", add_templates)
     app.add_transform(DropQuoteTranslations)
+    app.add_transform(ExerciseTitlesAreMessages)
+    app.add_transform(SolutionsShowTranslatedTitles)
+    app.add_transform(TranslateTocCaptions)
+    app.connect("doctree-resolved", extract_exercise_titles)
     # after the theme's handler (priority 500) has turned the header's templates into a list
     app.connect("html-page-context", add_language_switch, priority=600)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

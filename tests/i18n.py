@@ -37,8 +37,10 @@ def catalogues() -> dict[str, Catalog]:
 def is_docstring(message: Message) -> bool:
     """A message of the API reference taken from the package's docstrings (they stay English,
     like the code they document: see the API reference page)."""
+    # Babel reads the location "of selfattention.reference:1" as ("of", None) and
+    # ("selfattention.reference", 1)
     return bool(message.locations) and all(
-        path.startswith("of selfattention") for path, _ in message.locations
+        path == "of" or path.startswith("selfattention") for path, _ in message.locations
     )
 
 
