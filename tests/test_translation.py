@@ -107,7 +107,8 @@ def test_quotations_stay_in_the_original():
         for message in translatable(CATALOGUES[page]):
             cjk = len(i18n.CJK.findall(message.id))
             latin = len(re.findall(r"[A-Za-z]", message.id))
-            if cjk and cjk / (cjk + latin) >= 0.7:
+            title = re.fullmatch(r"[A-Z][\w ,'-]* \(.+\)", message.id)  # "Math (数学…)"
+            if cjk and cjk / (cjk + latin) >= 0.7 and not title:
                 assert message.string in ("", message.id), (page, message.id[:40])
 
 

@@ -217,7 +217,8 @@ ZH_PROSE = [
 @pytest.mark.parametrize("page", ZH_PROSE, ids=_name)
 def test_chinese_pages_are_chinese(browser, site_url, page):
     """No run of six English words in the prose of a Chinese page (code, outputs, maths and
-    citations aside): a sentence the translation missed shows up here."""
+    citations aside): a sentence the translation missed shows up here; and no Markdown that a
+    translation broke (asterisks or backticks shown as text)."""
     context = browser.new_context(viewport=DESKTOP)
     tab = context.new_page()
     try:
@@ -233,6 +234,9 @@ def test_chinese_pages_are_chinese(browser, site_url, page):
         )
         english = re.findall(r"(?:\b[A-Za-z][a-z'-]*\b[ ,;:]+){5}\b[A-Za-z][a-z'-]*\b", prose)
         assert not english, f"{page}: English left in the Chinese edition: {english[:5]}"
+        # CommonMark leaves "**证据：**原文" unparsed: the bold must close before the colon
+        stray = [m.group(0) for m in re.finditer(r".{0,20}(\*\*|`).{0,20}", prose)]
+        assert not stray, f"{page}: Markdown left unrendered: {stray[:5]}"
         assert len(re.findall(r"[\u4e00-\u9fff]", prose)) > 50
     finally:
         context.close()
