@@ -20,7 +20,13 @@ def chinese(config: dict, root: Path) -> dict:
     config = dict(config, title=TITLE)
     config["html"] = dict(config["html"], baseurl=config["html"]["baseurl"].rstrip("/") + "/zh/")
     sphinx = dict(config["sphinx"])
-    sphinx["config"] = dict(sphinx["config"], language="zh_CN")
+    sphinx["config"] = dict(
+        sphinx["config"],
+        language="zh_CN",
+        # MyST-NB's toggle of hidden code cells ("Show code cell content" in English)
+        nb_code_prompt_show="显示代码单元格",
+        nb_code_prompt_hide="隐藏代码单元格",
+    )
     # Jupyter Book finds local extensions relative to the configuration file
     sphinx["local_extensions"] = {
         name: str((root / path).resolve()) for name, path in sphinx["local_extensions"].items()

@@ -134,10 +134,12 @@ def test_language_switch_leads_to_the_same_page(pagename, language, url):
     assert editions.other_edition_url(pagename, language)[0] == url
 
 
-def test_chinese_configuration_differs_only_in_language_title_and_address():
+def test_chinese_configuration_differs_only_in_language_title_address_and_labels():
     english = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
     chinese = zh_config.chinese(english, ROOT)
     assert chinese["sphinx"]["config"].pop("language") == "zh_CN"
+    for toggle in ("nb_code_prompt_show", "nb_code_prompt_hide"):
+        assert i18n.CJK.search(chinese["sphinx"]["config"].pop(toggle))
     assert chinese.pop("title") != english.pop("title")
     assert chinese["html"].pop("baseurl") == english["html"].pop("baseurl") + "zh/"
     for name, path in chinese["sphinx"].pop("local_extensions").items():
