@@ -216,9 +216,10 @@ ZH_PROSE = [
 
 @pytest.mark.parametrize("page", ZH_PROSE, ids=_name)
 def test_chinese_pages_are_chinese(browser, site_url, page):
-    """No run of six English words in the prose of a Chinese page (code, outputs, maths and
-    citations aside): a sentence the translation missed shows up here; and no Markdown that a
-    translation broke (asterisks or backticks shown as text)."""
+    """No run of six English words in the prose of a Chinese page (code, outputs, maths,
+    citations, the article's quotations and quoted examples aside): a sentence the translation
+    missed shows up here; and no Markdown that a translation broke (asterisks or backticks
+    shown as text)."""
     context = browser.new_context(viewport=DESKTOP)
     tab = context.new_page()
     try:
@@ -227,11 +228,13 @@ def test_chinese_pages_are_chinese(browser, site_url, page):
             """() => {
                 const copy = document.querySelector('main').cloneNode(true);
                 copy.querySelectorAll('pre, code, .math, mjx-container, script, style, ' +
-                    '.output, .cell_output, .bibtex-citation, .citation, .language-switch')
+                    '.output, .cell_output, .bibtex-citation, .citation, .language-switch, ' +
+                    'blockquote, em')
                     .forEach(e => e.remove());
                 return copy.innerText;
             }"""
         )
+        prose = re.sub(r"“[^”]*”|\"[^\"]*\"", " ", prose)  # quoted examples and titles
         english = re.findall(r"(?:\b[A-Za-z][a-z'-]*\b[ ,;:]+){5}\b[A-Za-z][a-z'-]*\b", prose)
         assert not english, f"{page}: English left in the Chinese edition: {english[:5]}"
         # CommonMark leaves "**证据：**原文" unparsed: the bold must close before the colon
