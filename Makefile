@@ -126,6 +126,8 @@ replicate: $(STAMP)
 		--json book/figures/replication_05a.json --table replication/results_05a.md
 	$(BIN)/python replication/run.py --notebook book/05b_induction_heads.ipynb \
 		--json book/figures/replication_05b.json --table replication/results_05b.md
+	$(BIN)/python replication/run.py --notebook book/05c_position_extrapolation.ipynb \
+		--json book/figures/replication_05c.json --table replication/results_05c.md
 
 clean:
 	rm -rf _build screenshots

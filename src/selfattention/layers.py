@@ -21,7 +21,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from .reference import positional_encoding
+from .reference import alibi_slopes, positional_encoding
 
 __all__ = [  # in the order of the source, which the book's API reference follows
     "scaled_dot_product_attention",
@@ -69,6 +69,13 @@ def _check_dropout(rate: object) -> None:
 
 def _dtype(x: Tensor) -> str:
     return keras.backend.standardize_dtype(x.dtype)
+
+
+def _shape(x: Tensor) -> tuple[Any, ...]:
+    """`ops.shape(x)`, without the shape op TensorFlow's `ops.shape` always runs when every
+    dimension is already known (as in every eager call)."""
+    shape = tuple(x.shape)
+    return shape if None not in shape else ops.shape(x)
 
 
 def _is_real(dtype: str) -> bool:
@@ -185,9 +192,13 @@ def _attention(
     mask: Tensor | None = None,
     dropout: float = 0.0,
     seed: SeedLike = None,
+    bias: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
-    """softmax(q k^T) v on checked tensors, `q` already scaled; returns `(output, weights)`."""
+    """softmax(q k^T + bias) v on checked tensors, `q` already scaled; returns
+    `(output, weights)`. `bias`, if given, broadcasts to the scores `(..., T, S)`."""
     scores = ops.matmul(q, ops.swapaxes(k, -1, -2))  # (..., T, S)
+    if bias is not None:
+        scores = scores + bias
     if mask is not None:
         scores = ops.where(mask, scores, _fill_value(scores.dtype))
     weights = ops.softmax(scores, axis=-1)  # (..., T, S)
@@ -291,9 +302,21 @@ def _one_block_at_a_time(
 
 
 def _chunked(
-    q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, causal: bool, chunk_size: int
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    mask: Tensor | None,
+    causal: bool,
+    chunk_size: int,
+    query_start: Tensor | int = 0,
+    bias: Callable[[Tensor], Tensor] | None = None,
 ) -> Tensor:
-    """The online softmax of `selfattention.chunked_attention`, with `q` already scaled."""
+    """The online softmax of `selfattention.chunked_attention`, with `q` already scaled.
+
+    `query_start`: the position of the first query, for the causal mask (queries at
+    `query_start + 0..T-1`, keys at `0..S-1`). `bias`: optional function of a block's key
+    positions `(c,)` returning a bias that broadcasts to that block's scores `(..., T, c)`.
+    """
     T, S = ops.shape(q)[-2], ops.shape(k)[-2]
     n_blocks = (S + chunk_size - 1) // chunk_size
     padding = n_blocks * chunk_size - S  # keys added at the end to fill the last block
@@ -311,9 +334,11 @@ def _chunked(
         v_c = ops.take(v_blocks, i, axis=-3)  # (..., c, d_v)
         scores = ops.matmul(q, ops.swapaxes(k_c, -1, -2))  # (..., T, c)
         keys = i * chunk_size + ops.arange(chunk_size)  # (c,) positions of this block's keys
+        if bias is not None:
+            scores = scores + bias(keys)  # (..., T, c)
         keep = None if isinstance(padding, int) and padding == 0 else keys < S  # (c,)
         if causal:
-            allowed = ops.expand_dims(ops.arange(T), -1) >= keys  # (T, c)
+            allowed = ops.expand_dims(query_start + ops.arange(T), -1) >= keys  # (T, c)
             keep = allowed if keep is None else ops.logical_and(keep, allowed)
         if mask is not None:
             block = mask if mask_blocks is None else ops.take(mask_blocks, i, axis=-2)
@@ -339,6 +364,35 @@ def _chunked(
     )
     attends = m > fill  # the running max is still the fill value only if no key was allowed
     return ops.where(attends, acc / total, ops.zeros_like(acc))  # (..., T, d_v)
+
+
+# ---------------------------------------------------------------- positions
+#: The values of `MultiHeadAttention(position_encoding=...)`.
+POSITION_ENCODINGS = (None, "rope", "alibi")
+
+
+def _rotary(x: Tensor, positions: Tensor, base: float = 10000.0) -> Tensor:
+    """:func:`selfattention.reference.rotary_embedding` in `keras.ops`: the feature pair
+    `(x_2i, x_2i+1)` of the vector at position `m` rotated by the angle `m base^(-2i/d)`.
+
+    `x` `(..., L, d)` with `d` even, `positions` `(L,)`; returns the rotated `x`, same shape.
+    """
+    d = x.shape[-1]
+    theta = ops.convert_to_tensor(base ** (-np.arange(0, d, 2) / d), x.dtype)  # (d / 2,)
+    angles = ops.expand_dims(ops.cast(positions, x.dtype), -1) * theta  # (L, d / 2)
+    cos, sin = ops.cos(angles), ops.sin(angles)  # (L, d / 2)
+    pairs = ops.reshape(x, (*ops.shape(x)[:-1], d // 2, 2))  # (..., L, d / 2, 2)
+    even, odd = pairs[..., 0], pairs[..., 1]  # (..., L, d / 2) each
+    rotated = ops.stack([even * cos - odd * sin, even * sin + odd * cos], axis=-1)
+    return ops.reshape(rotated, ops.shape(x))  # (..., L, d)
+
+
+def _alibi(slopes: Tensor, query_positions: Tensor, key_positions: Tensor) -> Tensor:
+    """:func:`selfattention.reference.alibi_bias` in `keras.ops`: `-m_h |p_i - j|`, `(h, T, S)`
+    for `slopes` `(h,)`, `query_positions` `(T,)` and `key_positions` `(S,)`."""
+    distance = ops.expand_dims(query_positions, -1) - ops.expand_dims(key_positions, 0)  # (T, S)
+    distance = ops.cast(ops.abs(distance), slopes.dtype)
+    return -ops.reshape(slopes, (-1, 1, 1)) * distance  # (h, T, S)
 
 
 # ---------------------------------------------------------------- the layer
@@ -386,7 +440,12 @@ class _Projection(keras.layers.Layer):
         self.built = True
 
     def call(self, x: Tensor) -> Tensor:
-        y = ops.tensordot(x, self.kernel, axes=len(self.in_shape))  # (..., *out)
+        # Keras's EinsumDense equation, "abc,cde->abde" for (B, T, d_model) -> (B, T, h, d_k):
+        # Keras runs it on TensorFlow as a reshape, a matmul and a reshape, with far less
+        # Python per call than `ops.tensordot` (what eager calls spend their time on at small n).
+        batch = "abcdefghij"[: len(x.shape) - len(self.in_shape)]
+        into, out = "klmnop"[: len(self.in_shape)], "qrstuvwxyz"[: len(self.out_shape)]
+        y = ops.einsum(f"{batch}{into},{into}{out}->{batch}{out}", x, self.kernel)  # (..., *out)
         if self.bias is not None:
             y = y + self.bias
         return self.activation(y)
@@ -477,6 +536,24 @@ class MultiHeadAttention(keras.layers.Layer):
     `(B, h, T, chunk_size)` block of scores at a time instead of the full `(B, h, T, S)`.
     That saves memory at inference; for training, the backward pass keeps every block.
 
+    Positions (`position_encoding`, inputs with one sequence axis only): `"rope"` rotates each
+    head's projected queries and keys by their positions before the dot product, as
+    :func:`selfattention.reference.rotary_embedding` does (queries at `0..T-1`, keys at
+    `0..S-1`); `"alibi"` adds :func:`selfattention.reference.alibi_bias` to the scores before
+    the softmax (the queries are the last `T` of the `S` positions, slopes
+    :func:`selfattention.reference.alibi_slopes`). With a cache, the new queries and keys are
+    at positions `cache_update_index..cache_update_index+T-1`.
+
+    Incremental decoding (a key/value cache, for inputs `(B, T, d_model)` and
+    `value_dim == key_dim`): `cache = layer.init_cache(B, max_length)` gives zeros
+    `(B, 2, h, max_length, d_k)`, `cache[:, 0]` the keys and `cache[:, 1]` the values of each
+    head (keys already rotated by RoPE). ``out, cache = layer(x_new, x_new, cache=cache,
+    cache_update_index=t, use_causal_mask=True)`` projects only the new positions `t..t+T-1`,
+    writes their keys and values into those slots and lets the new queries attend to the
+    slots written so far (never to later ones): step `t` costs O(t) instead of recomputing
+    O(t^2) scores. `cache_update_index=None` uses a fixed cache, e.g. the cross-attention's
+    keys and values of an encoder's output from `compute_cache` (no positions then).
+
     Args:
         num_heads: number of heads `h`.
         key_dim: depth `d_k` of each query/key head.
@@ -502,6 +579,8 @@ class MultiHeadAttention(keras.layers.Layer):
             projection (gated attention, Qiu et al., 2025, as in Keras).
         seed: optional int seed of the dropout.
         chunk_size: optional positive int, keys per block for the memory-saving path.
+        position_encoding: None (the default: no positions inside the layer), `"rope"` (needs
+            an even `key_dim`) or `"alibi"`.
 
     Call arguments:
 
@@ -515,10 +594,15 @@ class MultiHeadAttention(keras.layers.Layer):
     - `return_attention_scores`: also return the weights `(B, h, T, S)`.
     - `training`: apply dropout.
     - `use_causal_mask`: also forbid attending to later positions.
+    - `cache`: optional `(B, 2, h, S_max, d_k)`, see above; `value_mask` and `key_mask` are
+      then not supported (an `attention_mask` is `(B, T, S_max)`).
+    - `cache_update_index`: int or scalar tensor, the position of the first new query, in
+      `[0, S_max - T]`; None with a cache: the cache is fixed and not written.
 
     Returns:
         `output` `(B, T, *output_shape)`, with the query's mask attached; and with
-        `return_attention_scores`, the weights `(B, h, T, S)`.
+        `return_attention_scores`, the weights `(B, h, T, S)` (`S = S_max` with a cache); and
+        with a cache, the updated cache last: `(output, [weights,] cache)`.
     """
 
     def __init__(
@@ -542,10 +626,21 @@ class MultiHeadAttention(keras.layers.Layer):
         use_gate: bool = False,
         seed: int | None = None,
         chunk_size: int | None = None,
+        position_encoding: str | None = None,
         **kwargs: Any,
     ) -> None:
         _check_positive_int(num_heads, "num_heads")
         _check_positive_int(key_dim, "key_dim")
+        if position_encoding not in POSITION_ENCODINGS:
+            raise ValueError(
+                f"`position_encoding` must be one of {POSITION_ENCODINGS}. "
+                f"Received: position_encoding={position_encoding!r}"
+            )
+        if position_encoding == "rope" and key_dim % 2:
+            raise ValueError(
+                "`key_dim` must be even with position_encoding='rope': query and key features "
+                f"are rotated in pairs. Received: key_dim={key_dim}"
+            )
         if value_dim is not None:
             _check_positive_int(value_dim, "value_dim")
         _check_dropout(dropout)
@@ -567,6 +662,12 @@ class MultiHeadAttention(keras.layers.Layer):
             )
         if chunk_size is not None:
             _check_positive_int(chunk_size, "chunk_size")
+        if position_encoding is not None and attention_axes is not None and len(attention_axes) > 1:
+            raise ValueError(
+                f"position_encoding={position_encoding!r} needs one attention axis (a sequence): "
+                f"positions along several axes are not defined. Received: "
+                f"attention_axes={tuple(attention_axes)}"
+            )
         flash = flash_attention or keras.config.is_flash_attention_enabled()
         if flash and dropout > 0:
             raise ValueError(
@@ -594,6 +695,7 @@ class MultiHeadAttention(keras.layers.Layer):
         self.use_gate = use_gate
         self.seed = seed
         self.chunk_size = chunk_size
+        self.position_encoding = position_encoding
 
     @property
     def sliding_window(self) -> int | None:
@@ -677,6 +779,12 @@ class MultiHeadAttention(keras.layers.Layer):
                 f"`attention_axes` must be distinct axes in 1..{rank - 2} (or -{rank - 1}..-2) "
                 f"of inputs of rank {rank}. Received: attention_axes={self.attention_axes}"
             )
+        if self.position_encoding is not None and len(normalized) > 1:
+            raise ValueError(
+                f"position_encoding={self.position_encoding!r} needs one attention axis (a "
+                f"sequence), but inputs of rank {rank} attend over the axes {normalized}. Pass "
+                "inputs (B, T, d_model) or a single `attention_axes`."
+            )
         batch = tuple(axis for axis in range(rank - 1) if axis not in normalized)
         return normalized, batch
 
@@ -711,27 +819,38 @@ class MultiHeadAttention(keras.layers.Layer):
         attention_mask: Tensor | None,
         use_causal_mask: bool,
         scores_rank: int,
+        query_start: Tensor | int = 0,
+        cache_length: Tensor | None = None,
+        written_only: bool = False,
     ) -> Tensor | None:
         """Every mask ANDed into one boolean tensor that broadcasts to the scores, or None.
 
         Each is first given the rank of the scores (for `(B, T, d_model)` inputs,
         `(B, h, T, S)`) the way Keras does: missing axes are inserted just before the
-        query's attention axes, i.e. where the heads are.
+        query's attention axes, i.e. where the heads are. With a cache, the queries are at
+        positions `query_start + 0..T-1` and the keys are the cache's `cache_length` slots;
+        `written_only` masks the slots after the newest query's position (not yet written).
         """
         n_attention = len(self._axes(len(query.shape))[0])
-        T, S = ops.shape(query)[1], ops.shape(value)[1]
         masks = []
         if query_mask is not None:
             masks.append(ops.expand_dims(ops.cast(query_mask, "bool"), -1))  # (B, T, 1)
         for mask in (value_mask, key_mask):
             if mask is not None:
                 masks.append(ops.expand_dims(ops.cast(mask, "bool"), -2))  # (B, 1, S)
-        rows = ops.expand_dims(ops.arange(T), -1)  # (T, 1) query positions
-        cols = ops.expand_dims(ops.arange(S), 0)  # (1, S) key positions
-        if use_causal_mask:
-            masks.append(rows >= cols)  # (T, S)
-        if self._sliding_window is not None:
-            masks.append(ops.abs(rows - cols) < self._sliding_window)  # (T, S)
+        windowed = self._sliding_window is not None
+        if use_causal_mask or written_only or windowed:  # positions only when a mask uses them
+            T, S = _shape(query)[1], _shape(value)[1]
+            if cache_length is not None:
+                S = cache_length
+            rows = ops.expand_dims(query_start + ops.arange(T), -1)  # (T, 1) query positions
+            cols = ops.expand_dims(ops.arange(S), 0)  # (1, S) key positions
+            if use_causal_mask:
+                masks.append(rows >= cols)  # (T, S)
+            if written_only:
+                masks.append(cols < query_start + T)  # (1, S): the slots written so far
+            if windowed:
+                masks.append(ops.abs(rows - cols) < self._sliding_window)  # (T, S)
         if attention_mask is not None:
             attention_mask = ops.convert_to_tensor(attention_mask)
             masks.append(ops.cast(attention_mask, "bool"))
@@ -766,6 +885,105 @@ class MultiHeadAttention(keras.layers.Layer):
         shape = ops.shape(mask)
         return ops.reshape(mask, (*shape[: -2 * n], math.prod(t_dims), math.prod(s_dims)))
 
+    # -------------------------------------------------------- cache
+    def init_cache(self, batch_size: int, max_length: int, dtype: Any = None) -> Tensor:
+        """An empty cache for incremental decoding: zeros `(B, 2, h, max_length, d_k)`.
+
+        `cache[:, 0]` holds the keys and `cache[:, 1]` the values of each head, slot `j` for
+        position `j` (keys already rotated by RoPE if `position_encoding="rope"`). Pass it to
+        `call(..., cache=cache, cache_update_index=t)`, which writes the new positions and
+        returns the updated cache. Needs `value_dim == key_dim`.
+        """
+        _check_positive_int(batch_size, "batch_size")
+        _check_positive_int(max_length, "max_length")
+        self._check_cache_dims()
+        shape = (batch_size, 2, self.num_heads, max_length, self.key_dim)
+        return ops.zeros(shape, dtype or self.compute_dtype)
+
+    def compute_cache(self, value: Tensor, key: Tensor | None = None) -> Tensor:
+        """The projected keys and values of a whole `value` `(B, S, d_model)` (and `key`,
+        default `value`), `(B, 2, h, S, d_k)`: a fixed cache, e.g. of the encoder's output for
+        cross-attention, to pass with `cache_update_index=None`. The layer must be built."""
+        if not self.built:
+            raise ValueError(
+                "`compute_cache` needs a built layer (call it once first, or build it) to "
+                "know its projections. Received: an unbuilt layer"
+            )
+        self._check_cache_dims()
+        key = value if key is None else key
+        if len(value.shape) != 3 or len(key.shape) != 3:
+            raise ValueError(
+                "`value` and `key` must have shape (B, S, d_model) to make a cache. "
+                f"Received: value.shape={tuple(value.shape)}, key.shape={tuple(key.shape)}"
+            )
+        k = ops.transpose(self._key_dense(key), (0, 2, 1, 3))  # (B, h, S, d_k)
+        v = ops.transpose(self._value_dense(value), (0, 2, 1, 3))  # (B, h, S, d_v)
+        return ops.stack([k, v], axis=1)  # (B, 2, h, S, d_k)
+
+    def _check_cache_dims(self) -> None:
+        if self.value_dim != self.key_dim:
+            raise ValueError(
+                "A cache holds keys and values in one tensor (B, 2, h, S_max, d): it needs "
+                f"`value_dim == key_dim`. Received: key_dim={self.key_dim}, "
+                f"value_dim={self.value_dim}"
+            )
+
+    def _check_cache(
+        self,
+        cache: Tensor,
+        cache_update_index: Tensor | int | None,
+        query: Tensor,
+        value_mask: Tensor | None,
+        key_mask: Tensor | None,
+    ) -> None:
+        self._check_cache_dims()
+        if len(query.shape) != 3:
+            raise ValueError(
+                "A cache needs inputs (B, T, d_model) (one sequence axis). "
+                f"Received: query.shape={tuple(query.shape)}"
+            )
+        expected = (query.shape[0], 2, self.num_heads, None, self.key_dim)
+        if len(cache.shape) != 5 or not all(
+            e is None or c is None or c == e for c, e in zip(cache.shape, expected, strict=True)
+        ):
+            raise ValueError(
+                "`cache` must have shape (B, 2, h, S_max, d_k) = "
+                f"({expected[0]}, 2, {self.num_heads}, S_max, {self.key_dim}), as made by "
+                f"`init_cache` or `compute_cache`. Received: cache.shape={tuple(cache.shape)}"
+            )
+        if value_mask is not None or key_mask is not None:
+            raise ValueError(
+                "`value_mask` and `key_mask` (and the implicit masks of `value` and `key`) "
+                "are not supported with a cache: pass an `attention_mask` (B, T, S_max). "
+                f"Received: value_mask={value_mask is not None}, key_mask={key_mask is not None}"
+            )
+        if cache_update_index is None:
+            if self.position_encoding is not None:
+                raise ValueError(
+                    "A fixed cache (`cache_update_index=None`, e.g. cross-attention to an "
+                    f"encoder's output) has no query positions: it cannot be used with "
+                    f"position_encoding={self.position_encoding!r}. Received: "
+                    "cache_update_index=None"
+                )
+            return
+        if isinstance(cache_update_index, bool | float):
+            raise ValueError(
+                "`cache_update_index` must be an integer (the position of the first new "
+                f"query). Received: cache_update_index={cache_update_index!r}"
+            )
+        index = cache_update_index
+        if not isinstance(index, int | np.integer):
+            values = _concrete_values(ops.convert_to_tensor(index))
+            index = None if values is None or values.ndim else int(values)
+        T, S_max = query.shape[1], cache.shape[3]
+        if index is not None and T is not None and S_max is not None:
+            if not 0 <= index <= S_max - T:
+                raise ValueError(
+                    f"`cache_update_index` must be in [0, S_max - T] = [0, {S_max - T}] so "
+                    f"that the {T} new positions fit in the cache's {S_max} slots. "
+                    f"Received: cache_update_index={index}"
+                )
+
     # -------------------------------------------------------- call
     def call(
         self,
@@ -779,7 +997,9 @@ class MultiHeadAttention(keras.layers.Layer):
         return_attention_scores: bool = False,
         training: bool | None = None,
         use_causal_mask: bool = False,
-    ) -> Tensor | tuple[Tensor, Tensor]:
+        cache: Tensor | None = None,
+        cache_update_index: Tensor | int | None = None,
+    ) -> Tensor | tuple[Tensor, ...]:
         if self._flash_attention and return_attention_scores:
             raise ValueError(
                 "Returning attention scores is not supported when flash attention is enabled. "
@@ -790,11 +1010,37 @@ class MultiHeadAttention(keras.layers.Layer):
         key = value if key is None else key
         rank = len(query.shape)
         axes, batch = self._axes(rank)
-        query_shape, key_shape = ops.shape(query), ops.shape(key)
+        query_shape, key_shape = _shape(query), _shape(key)
+        if cache is not None:
+            self._check_cache(cache, cache_update_index, query, value_mask, key_mask)
+        elif cache_update_index is not None:
+            raise ValueError(
+                "`cache_update_index` needs a `cache`. "
+                f"Received: cache=None, cache_update_index={cache_update_index!r}"
+            )
+        fixed_cache = cache is not None and cache_update_index is None
 
         q = self._to_heads(self._query_dense(query), axes, batch)  # (B, h, T, d_k)
-        k = self._to_heads(self._key_dense(key), axes, batch)  # (B, h, S, d_k)
-        v = self._to_heads(self._value_dense(value), axes, batch)  # (B, h, S, d_v)
+        dtype = _dtype(q)
+        work = "float32" if dtype in ("float16", "bfloat16") else dtype
+        q = ops.cast(q, work) * (1.0 / math.sqrt(self.key_dim))
+        T = ops.shape(q)[-2]
+        # With a cache, the T queries (and new keys) are at positions index..index+T-1.
+        start = 0 if cache_update_index is None else ops.cast(cache_update_index, "int32")
+        if not fixed_cache:  # the keys and values of the inputs
+            k = self._to_heads(self._key_dense(key), axes, batch)  # (B, h, S or T, d_k)
+            v = self._to_heads(self._value_dense(value), axes, batch)  # (B, h, S or T, d_v)
+            k, v = ops.cast(k, work), ops.cast(v, work)
+        if self.position_encoding == "rope":  # queries at start.., keys at start.. (or 0..S-1)
+            q = _rotary(q, start + ops.arange(T))
+            k = _rotary(k, start + ops.arange(ops.shape(k)[-2]))
+        if cache is not None:
+            if not fixed_cache:  # write the new positions into their slots
+                new = ops.cast(ops.stack([k, v], axis=1), cache.dtype)  # (B, 2, h, T, d_k)
+                cache = ops.slice_update(cache, (0, 0, 0, start, 0), new)
+            k, v = ops.cast(cache[:, 0], work), ops.cast(cache[:, 1], work)  # (B, h, S_max, d)
+        S = ops.shape(k)[-2]
+
         dropout = self.dropout if training else 0.0
         # The memory-saving path needs no returned scores and no dropout; None: the plain path.
         chunk_size = None if return_attention_scores or dropout else self.chunk_size
@@ -808,18 +1054,30 @@ class MultiHeadAttention(keras.layers.Layer):
             attention_mask,
             use_causal_mask and not chunk_size,  # the chunked path builds it block by block
             scores_rank,
+            start,
+            None if cache is None else S,
+            written_only=cache is not None and not fixed_cache,
         )
         mask = self._flat_mask(mask, axes, query_shape, key_shape)  # (B, 1 or h, T, S)
 
-        dtype = _dtype(q)
-        work = "float32" if dtype in ("float16", "bfloat16") else dtype
-        q, k, v = (ops.cast(x, work) for x in (q, k, v))
-        q = q * (1.0 / math.sqrt(self.key_dim))
+        bias = None
+        if self.position_encoding == "alibi":
+            slopes = ops.convert_to_tensor(alibi_slopes(self.num_heads), work)  # (h,)
+            # Without a cache the queries are the last T of the S positions (as in
+            # reference.alibi_bias); with one, at start..start+T-1.
+            query_positions = (S - T if cache is None else start) + ops.arange(T)  # (T,)
+
+            def bias(keys: Tensor) -> Tensor:
+                return _alibi(slopes, query_positions, keys)  # (h, T, len(keys))
+
         if chunk_size:
-            heads = _chunked(q, k, v, mask, use_causal_mask, chunk_size)  # (B, h, T, d_v)
+            heads = _chunked(q, k, v, mask, use_causal_mask, chunk_size, start, bias)
         else:
-            heads, weights = _attention(q, k, v, mask, dropout, self.seed_generator)
-            weights = ops.cast(weights, dtype)  # (B, h, T, S)
+            scores_bias = None if bias is None else bias(ops.arange(S))  # (h, T, S)
+            heads, weights = _attention(
+                q, k, v, mask, dropout, self.seed_generator, scores_bias
+            )  # (B, h, T, d_v), (B, h, T, S)
+            weights = ops.cast(weights, dtype)
         heads = ops.cast(heads, dtype)
 
         heads = self._from_heads(heads, axes, batch, query_shape)  # (B, T, h, d_v)
@@ -827,14 +1085,17 @@ class MultiHeadAttention(keras.layers.Layer):
             heads = heads * self._gate_dense(query)  # (B, T, h, d_v)
         output = self._output_dense(heads)  # (B, T, *output_shape)
         # With supports_masking, Keras's Layer.__call__ then attaches the query's implicit mask.
-        if not return_attention_scores:
-            return output
-        if len(axes) > 1:  # back to Keras's layout (*batch, h, *T_axes, *S_axes)
-            shape = ops.shape(weights)
-            t_dims = [query_shape[a] for a in axes]
-            s_dims = [key_shape[a] for a in axes]
-            weights = ops.reshape(weights, (*shape[:-2], *t_dims, *s_dims))
-        return output, weights
+        results = [output]
+        if return_attention_scores:
+            if len(axes) > 1:  # back to Keras's layout (*batch, h, *T_axes, *S_axes)
+                shape = ops.shape(weights)
+                t_dims = [query_shape[a] for a in axes]
+                s_dims = [key_shape[a] for a in axes]
+                weights = ops.reshape(weights, (*shape[:-2], *t_dims, *s_dims))
+            results.append(weights)
+        if cache is not None:
+            results.append(cache)
+        return results[0] if len(results) == 1 else tuple(results)
 
     def _from_heads(
         self, x: Tensor, axes: tuple[int, ...], batch: tuple[int, ...], query_shape: Shape
@@ -861,21 +1122,25 @@ class MultiHeadAttention(keras.layers.Layer):
         value: keras.KerasTensor,
         key: keras.KerasTensor | None = None,
         return_attention_scores: bool = False,
+        cache: keras.KerasTensor | None = None,
         **_: Any,
-    ) -> keras.KerasTensor | tuple[keras.KerasTensor, keras.KerasTensor]:
+    ) -> keras.KerasTensor | tuple[keras.KerasTensor, ...]:
         key_shape = value.shape if key is None else key.shape
         shape = self.compute_output_shape(query.shape, value.shape, key_shape)
-        output = keras.KerasTensor(shape, dtype=self.compute_dtype)
-        if not return_attention_scores:
-            return output
-        axes, batch = self._axes(len(query.shape))
-        scores_shape = (
-            *[query.shape[a] for a in batch],
-            self.num_heads,
-            *[query.shape[a] for a in axes],
-            *[value.shape[a] for a in axes],
-        )
-        return output, keras.KerasTensor(scores_shape, dtype=self.compute_dtype)
+        results = [keras.KerasTensor(shape, dtype=self.compute_dtype)]
+        if return_attention_scores:
+            axes, batch = self._axes(len(query.shape))
+            key_positions = [value.shape[a] for a in axes] if cache is None else [cache.shape[3]]
+            scores_shape = (
+                *[query.shape[a] for a in batch],
+                self.num_heads,
+                *[query.shape[a] for a in axes],
+                *key_positions,
+            )
+            results.append(keras.KerasTensor(scores_shape, dtype=self.compute_dtype))
+        if cache is not None:
+            results.append(keras.KerasTensor(cache.shape, dtype=cache.dtype))
+        return results[0] if len(results) == 1 else tuple(results)
 
     def get_config(self) -> dict[str, Any]:
         serialize = keras.saving.serialize_keras_object
@@ -899,6 +1164,7 @@ class MultiHeadAttention(keras.layers.Layer):
             "bias_constraint": serialize(self.bias_constraint),
             "seed": self.seed,
             "chunk_size": self.chunk_size,
+            "position_encoding": self.position_encoding,
         }
 
 
@@ -906,7 +1172,9 @@ class MultiHeadAttention(keras.layers.Layer):
 class PositionalEmbedding(keras.layers.Layer):
     """Token embedding times `sqrt(d_model)` plus the sinusoidal encoding (Vaswani et al., 3.4-3.5).
 
-    Call: integer tokens `(B, T)` -> `(B, T, d_model)`, with `T <= max_length`.
+    Call: integer tokens `(B, T)` -> `(B, T, d_model)`, with `T <= max_length`; optional
+    `start` (int or scalar tensor): the tokens are at positions `start..start+T-1` (for
+    incremental decoding, one new token at position `start`), `start + T <= max_length`.
     """
 
     def __init__(
@@ -920,10 +1188,22 @@ class PositionalEmbedding(keras.layers.Layer):
         self.embedding = keras.layers.Embedding(vocab_size, d_model)
         self.encoding = ops.convert_to_tensor(positional_encoding(max_length, d_model))  # (L, d)
 
-    def call(self, tokens: Tensor) -> Tensor:
+    def call(self, tokens: Tensor, start: Tensor | int = 0) -> Tensor:
         length = ops.shape(tokens)[-1]
         x = self.embedding(tokens) * math.sqrt(self.d_model)  # (B, T, d_model)
-        return x + ops.cast(self.encoding[:length], x.dtype)
+        if isinstance(start, int) and start == 0:
+            return x + ops.cast(self.encoding[:length], x.dtype)
+        if isinstance(start, bool | float) or (
+            isinstance(start, int)
+            and isinstance(length, int)
+            and not 0 <= start <= self.max_length - length
+        ):
+            raise ValueError(
+                "`start` must be an integer in [0, max_length - T] = "
+                f"[0, {self.max_length - length}]. Received: start={start!r}"
+            )
+        positions = ops.cast(start, "int32") + ops.arange(length)  # (T,)
+        return x + ops.cast(ops.take(self.encoding, positions, axis=0), x.dtype)
 
     def get_config(self) -> dict[str, Any]:
         return {
@@ -1041,6 +1321,13 @@ class TransformerDecoderBlock(_Block):
     Call: `x` `(B, T, d_model)`, `context` `(B, S, d_model)`, optional `self_mask` `(B, T, T)`
     and `context_mask` `(B, T, S)`. With `return_attention_scores=True` it also returns the
     cross-attention weights `(B, h, T, S)`, the alignment between output and input.
+
+    Incremental decoding: `cache = block.init_cache(context, max_length)`, then
+    `x_t, cache = block(x_new, context, cache=cache, cache_update_index=t)` for the new
+    positions `t..t+T-1` only (`self_mask`, if any, `(B, T, max_length)`). The cache is the
+    pair `(self_cache, cross_cache)`: the self-attention's keys and values, written at each
+    step, and the cross-attention's keys and values of `context`, computed once.
+    With `return_attention_scores=True` the call returns `(x, weights, cache)`.
     """
 
     def __init__(
@@ -1067,21 +1354,48 @@ class TransformerDecoderBlock(_Block):
         context_mask: Tensor | None = None,
         training: bool | None = None,
         return_attention_scores: bool = False,
-    ) -> Tensor | tuple[Tensor, Tensor]:
+        cache: tuple[Tensor, Tensor] | None = None,
+        cache_update_index: Tensor | int | None = None,
+    ) -> Tensor | tuple[Any, ...]:
+        if cache is not None and (not isinstance(cache, tuple | list) or len(cache) != 2):
+            raise ValueError(
+                "`cache` must be the pair (self_cache, cross_cache) made by `init_cache`. "
+                f"Received: cache of type {type(cache).__name__}"
+            )
+        if (cache is None) != (cache_update_index is None):
+            raise ValueError(
+                "`cache` and `cache_update_index` go together (both or neither). Received: "
+                f"cache={'None' if cache is None else 'a pair'}, "
+                f"cache_update_index={cache_update_index!r}"
+            )
+        self_cache, cross_cache = (None, None) if cache is None else cache
         scores: list[Tensor] = []
 
         def attend_self(y: Tensor) -> Tensor:
-            return self.self_attention(
-                y, y, attention_mask=self_mask, training=training, use_causal_mask=True
+            nonlocal self_cache
+            if self_cache is None:
+                return self.self_attention(
+                    y, y, attention_mask=self_mask, training=training, use_causal_mask=True
+                )
+            out, self_cache = self.self_attention(
+                y,
+                y,
+                attention_mask=self_mask,
+                training=training,
+                use_causal_mask=True,
+                cache=self_cache,
+                cache_update_index=cache_update_index,
             )
+            return out
 
         def attend_context(y: Tensor) -> Tensor:
-            out, weights = self.cross_attention(
+            out, weights, *_ = self.cross_attention(
                 y,
                 context,
                 attention_mask=context_mask,
                 training=training,
                 return_attention_scores=True,
+                cache=cross_cache,  # None, or the keys and values of `context`
             )
             scores.append(weights)
             return out
@@ -1089,4 +1403,21 @@ class TransformerDecoderBlock(_Block):
         x = self._residual(x, self.norm1, attend_self, training)
         x = self._residual(x, self.norm2, attend_context, training)
         x = self._residual(x, self.norm3, self.ffn, training)
-        return (x, scores[0]) if return_attention_scores else x
+        results = [x, scores[0]] if return_attention_scores else [x]
+        if cache is not None:
+            results.append((self_cache, cross_cache))
+        return results[0] if len(results) == 1 else tuple(results)
+
+    def init_cache(self, context: Tensor, max_length: int) -> tuple[Tensor, Tensor]:
+        """The pair `(self_cache, cross_cache)` that starts incremental decoding: an empty
+        self-attention cache `(B, 2, h, max_length, d_k)` and the cross-attention's keys and
+        values of `context` `(B, S, d_model)`, `(B, 2, h, S, d_k)`, computed once here.
+        The block must be built (called once)."""
+        if not self.built:
+            raise ValueError(
+                "`init_cache` needs a built block (call it once first). Received: an unbuilt block"
+            )
+        context = ops.convert_to_tensor(context)
+        batch_size = int(ops.shape(context)[0])
+        self_cache = self.self_attention.init_cache(batch_size, max_length, context.dtype)
+        return self_cache, self.cross_attention.compute_cache(context)
