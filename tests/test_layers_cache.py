@@ -50,6 +50,13 @@ def max_diff(a, b):
     return float(np.abs(ops.convert_to_numpy(a) - ops.convert_to_numpy(b)).max())
 
 
+def one_step(layer, x, t, cache):
+    """Decode position `t` of `x` alone, with the cache of positions `0..t-1`."""
+    return layer(
+        x[:, t : t + 1], x[:, t : t + 1], use_causal_mask=True, cache=cache, cache_update_index=t
+    )
+
+
 # ---------------------------------------------------------------- the attention layer
 @pytest.mark.parametrize("position_encoding", [None, "rope", "alibi"])
 @pytest.mark.parametrize("chunk_size", [None, 4])
@@ -59,13 +66,7 @@ def test_each_step_equals_full_recomputation(position_encoding, chunk_size):
     cache = layer.init_cache(B, L)
     assert tuple(cache.shape) == (B, 2, H, L, D // H)
     for t in range(L):
-        step, cache = layer(
-            x[:, t : t + 1],
-            x[:, t : t + 1],
-            use_causal_mask=True,
-            cache=cache,
-            cache_update_index=t,
-        )
+        step, cache = one_step(layer, x, t, cache)
         full = layer(x[:, : t + 1], x[:, : t + 1], use_causal_mask=True)  # (B, t + 1, D)
         assert max_diff(step[:, 0], full[:, t]) <= ATOL, t
 
@@ -92,13 +93,7 @@ def test_prefill_then_steps(position_encoding):
     assert max_diff(weights[..., :4], full_weights) <= ATOL
     assert max_diff(weights[..., 4:], np.zeros((B, H, 4, L - 4))) == 0
     for t in range(4, L):
-        step, cache = layer(
-            x[:, t : t + 1],
-            x[:, t : t + 1],
-            use_causal_mask=True,
-            cache=cache,
-            cache_update_index=t,
-        )
+        step, cache = one_step(layer, x, t, cache)
         full = layer(x[:, : t + 1], x[:, : t + 1], use_causal_mask=True)
         assert max_diff(step[:, 0], full[:, t]) <= ATOL
 

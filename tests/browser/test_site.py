@@ -245,34 +245,30 @@ def test_chinese_pages_are_chinese(browser, site_url, page):
         context.close()
 
 
-def test_chinese_search_finds_attention(browser, site_url):
-    """Sphinx's Chinese search (words split by jieba) finds the pages about 注意力."""
+def _search(browser, site_url, path: str) -> list[str]:
+    """The titles of the pages that the site's search page lists for the query in `path`."""
     context = browser.new_context(viewport=DESKTOP)
     tab = context.new_page()
     try:
-        tab.goto(site_url + "zh/search.html?q=注意力", wait_until="networkidle")
+        tab.goto(site_url + path, wait_until="networkidle")
         tab.wait_for_selector("#search-results ul.search li", timeout=20_000)
-        hits = tab.eval_on_selector_all(
+        return tab.eval_on_selector_all(
             "#search-results ul.search li a", "links => links.map(a => a.textContent)"
         )
-        assert len(hits) >= 3, hits
     finally:
         context.close()
+
+
+def test_chinese_search_finds_attention(browser, site_url):
+    """Sphinx's Chinese search (words split by jieba) finds the pages about 注意力."""
+    hits = _search(browser, site_url, "zh/search.html?q=注意力")
+    assert len(hits) >= 3, hits
 
 
 def test_search_finds_softmax(browser, site_url):
-    context = browser.new_context(viewport=DESKTOP)
-    tab = context.new_page()
-    try:
-        tab.goto(site_url + "search.html?q=softmax", wait_until="networkidle")
-        tab.wait_for_selector("#search-results ul.search li", timeout=20_000)
-        hits = tab.eval_on_selector_all(
-            "#search-results ul.search li a", "links => links.map(a => a.textContent)"
-        )
-        assert any("Algorithm steps" in h for h in hits), hits
-        assert len(hits) >= 3, hits
-    finally:
-        context.close()
+    hits = _search(browser, site_url, "search.html?q=softmax")
+    assert any("Algorithm steps" in h for h in hits), hits
+    assert len(hits) >= 3, hits
 
 
 # Every page made from a notebook (chapters and their sub-pages), in both editions: it has the
