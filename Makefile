@@ -78,9 +78,10 @@ unit: $(DEV_STAMP)
 	$(BIN)/pytest tests --ignore=tests/browser
 
 # the layers are written in keras.ops: their equality with keras.layers.MultiHeadAttention and
-# Keras's own test file also run on the JAX backend
+# Keras's own test file, the KV cache and the position encodings also run on the JAX backend
 unit-jax: $(JAX_STAMP)
-	KERAS_BACKEND=jax $(JAX_VENV)/bin/pytest -q tests/test_layers.py tests/test_keras_suite.py
+	KERAS_BACKEND=jax $(JAX_VENV)/bin/pytest -q tests/test_layers.py tests/test_keras_suite.py \
+		tests/test_layers_cache.py tests/test_layers_positions.py
 
 notebooks: $(DEV_STAMP)
 	$(BIN)/pytest $(NBVAL) book

@@ -206,6 +206,41 @@ def test_float16_and_float64_keep_their_dtype():
     assert np.isfinite(ops.convert_to_numpy(out)).all()
 
 
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_mixed_precision_equals_keras(policy):
+    # The projections run without their own Layer.__call__ (see MultiHeadAttention._project):
+    # the outer call's autocast scope must still give them their kernels in the compute dtype.
+    q, v = data()
+    theirs, ours = twins(query=q, value=v, dtype=policy)
+    compute = policy.removeprefix("mixed_")
+    out_t = theirs(q, v, attention_mask=random_mask((2, 5, 7)))
+    out_o = ours(q, v, attention_mask=random_mask((2, 5, 7)))
+    assert keras.backend.standardize_dtype(out_o.dtype) == compute
+    assert keras.backend.standardize_dtype(ours.query_dense.kernel.dtype) == "float32"
+    tol = 2e-2 if compute == "float16" else 1e-1  # 11 and 8 significant bits
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(ops.cast(out_o, "float32")),
+        ops.convert_to_numpy(ops.cast(out_t, "float32")),
+        atol=tol,
+    )
+
+
+def test_heads_first_projections_are_keras_layout_transposed():
+    # The layer asks its projections for (B, h, T, d) directly (one einsum, no transpose);
+    # called as Keras layers they keep Keras's (B, T, h, d).
+    q, v = data()
+    _, ours = twins(query=q, value=v, output_shape=10)
+    x = ops.convert_to_tensor(q)
+    keras_layout = ours.query_dense(x)  # (B, T, h, d_k)
+    heads_first = ours.query_dense.call(x, heads_first=True)  # (B, h, T, d_k)
+    np.testing.assert_allclose(heads_first, ops.transpose(keras_layout, (0, 2, 1, 3)), atol=1e-6)
+    dense = ours.output_dense
+    assert dense.compute_output_shape((2, 4, 5, 8), heads_first=True) == (2, 5, 10)
+    assert ours.query_dense.compute_output_shape((2, 5, 16), heads_first=True) == (2, 4, 5, 8)
+    back = dense.call(heads_first, heads_first=True)  # (B, T, 10)
+    np.testing.assert_allclose(back, dense(keras_layout), atol=1e-6)
+
+
 def test_inside_tf_function_matches_eager(tf):
     q, v = data()
     _, ours = twins(query=q, value=v)

@@ -196,7 +196,7 @@ def _attention(
 ) -> tuple[Tensor, Tensor]:
     """softmax(q k^T + bias) v on checked tensors, `q` already scaled; returns
     `(output, weights)`. `bias`, if given, broadcasts to the scores `(..., T, S)`."""
-    scores = ops.matmul(q, ops.swapaxes(k, -1, -2))  # (..., T, S)
+    scores = ops.einsum("...td,...sd->...ts", q, k)  # (..., T, S): q k^T, no transpose
     if bias is not None:
         scores = scores + bias
     if mask is not None:
@@ -332,7 +332,7 @@ def _chunked(
     ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         k_c = ops.take(k_blocks, i, axis=-3)  # (..., c, d_k)
         v_c = ops.take(v_blocks, i, axis=-3)  # (..., c, d_v)
-        scores = ops.matmul(q, ops.swapaxes(k_c, -1, -2))  # (..., T, c)
+        scores = ops.einsum("...td,...sd->...ts", q, k_c)  # (..., T, c): q k_c^T
         keys = i * chunk_size + ops.arange(chunk_size)  # (c,) positions of this block's keys
         if bias is not None:
             scores = scores + bias(keys)  # (..., T, c)
@@ -439,19 +439,35 @@ class _Projection(keras.layers.Layer):
         self.activation = keras.activations.get(activation)
         self.built = True
 
-    def call(self, x: Tensor) -> Tensor:
+    def call(self, x: Tensor, heads_first: bool = False) -> Tensor:
         # Keras's EinsumDense equation, "abc,cde->abde" for (B, T, d_model) -> (B, T, h, d_k):
         # Keras runs it on TensorFlow as a reshape, a matmul and a reshape, with far less
         # Python per call than `ops.tensordot` (what eager calls spend their time on at small n).
+        # heads_first (inputs (B, T, d_model) only): the heads side is (B, h, T, d) instead of
+        # Keras's (B, T, h, d), put there by the einsum itself, with no transpose.
         batch = "abcdefghij"[: len(x.shape) - len(self.in_shape)]
         into, out = "klmnop"[: len(self.in_shape)], "qrstuvwxyz"[: len(self.out_shape)]
-        y = ops.einsum(f"{batch}{into},{into}{out}->{batch}{out}", x, self.kernel)  # (..., *out)
-        if self.bias is not None:
-            y = y + self.bias
+        x_axes, y_axes, bias = batch + into, batch + out, self.bias
+        if heads_first and len(self.in_shape) == 2:  # (B, h, T, d_v) -> (B, T, d_model)
+            x_axes = batch[0] + into[0] + batch[1:] + into[1:]
+        elif heads_first:  # (B, T, d_model) -> (B, h, T, d_k)
+            y_axes = batch[0] + out[0] + batch[1:] + out[1:]
+            bias = None if bias is None else ops.expand_dims(bias, 1)  # (h, 1, d_k)
+        y = ops.einsum(f"{x_axes},{into}{out}->{y_axes}", x, self.kernel)
+        if bias is not None:
+            y = y + bias
         return self.activation(y)
 
-    def compute_output_shape(self, input_shape: Shape) -> tuple[int | None, ...]:
-        return tuple(input_shape[: len(input_shape) - len(self.in_shape)]) + self.out_shape
+    def compute_output_shape(
+        self, input_shape: Shape, heads_first: bool = False
+    ) -> tuple[int | None, ...]:
+        shape = tuple(input_shape)
+        if heads_first and len(self.in_shape) == 2:  # (B, h, T, d_v) -> (B, T, *out)
+            return (shape[0], *shape[2:-1], *self.out_shape)
+        batch = shape[: len(shape) - len(self.in_shape)]
+        if heads_first:  # (B, T, d_model) -> (B, h, T, d_k)
+            return (batch[0], self.out_shape[0], *batch[1:], *self.out_shape[1:])
+        return batch + self.out_shape
 
 
 def _fresh(initializer: keras.initializers.Initializer) -> keras.initializers.Initializer:
@@ -862,9 +878,27 @@ class MultiHeadAttention(keras.layers.Layer):
         return combined
 
     # -------------------------------------------------------- layout
-    def _to_heads(self, x: Tensor, axes: tuple[int, ...], batch: tuple[int, ...]) -> Tensor:
-        """`(B, *positions, h, d) -> (*batch, h, L, d)`: heads first, the attended positions
-        flattened into one axis `L` (T for the query, S for key and value)."""
+    def _project(self, dense: _Projection, x: Tensor, heads_first: bool = False) -> Tensor:
+        """`dense(x, heads_first=heads_first)`, without a second `Layer.__call__`.
+
+        Keras's `Layer.__call__` (input conversion, masks, autocast and name scopes) costs
+        about 0.4 ms per eager call, and this layer's own `__call__` has already done all of it
+        for these inputs; so the projection's `call` runs directly, unless the projection has an
+        activity regularizer, which only `__call__` records.
+        """
+        if dense.activity_regularizer is not None:
+            return dense(x, heads_first=heads_first)
+        return dense.call(x, heads_first=heads_first)
+
+    def _to_heads(
+        self, dense: _Projection, x: Tensor, axes: tuple[int, ...], batch: tuple[int, ...]
+    ) -> Tensor:
+        """Project `x` `(B, *positions, d_model)` with `dense` into `(*batch, h, L, d)`: heads
+        first, the attended positions flattened into one axis `L` (T for the query, S for key
+        and value)."""
+        if len(x.shape) == 3:  # (B, T, d_model): the projection puts the heads first itself
+            return self._project(dense, x, heads_first=True)
+        x = self._project(dense, x)  # (B, *positions, h, d)
         rank = len(x.shape)
         x = ops.transpose(x, (*batch, rank - 2, *axes, rank - 1))
         if len(axes) == 1:
@@ -916,8 +950,8 @@ class MultiHeadAttention(keras.layers.Layer):
                 "`value` and `key` must have shape (B, S, d_model) to make a cache. "
                 f"Received: value.shape={tuple(value.shape)}, key.shape={tuple(key.shape)}"
             )
-        k = ops.transpose(self._key_dense(key), (0, 2, 1, 3))  # (B, h, S, d_k)
-        v = ops.transpose(self._value_dense(value), (0, 2, 1, 3))  # (B, h, S, d_v)
+        k = self._project(self._key_dense, key, heads_first=True)  # (B, h, S, d_k)
+        v = self._project(self._value_dense, value, heads_first=True)  # (B, h, S, d_v)
         return ops.stack([k, v], axis=1)  # (B, 2, h, S, d_k)
 
     def _check_cache_dims(self) -> None:
@@ -1020,26 +1054,26 @@ class MultiHeadAttention(keras.layers.Layer):
             )
         fixed_cache = cache is not None and cache_update_index is None
 
-        q = self._to_heads(self._query_dense(query), axes, batch)  # (B, h, T, d_k)
+        q = self._to_heads(self._query_dense, query, axes, batch)  # (B, h, T, d_k)
         dtype = _dtype(q)
         work = "float32" if dtype in ("float16", "bfloat16") else dtype
         q = ops.cast(q, work) * (1.0 / math.sqrt(self.key_dim))
-        T = ops.shape(q)[-2]
+        T = _shape(q)[-2]
         # With a cache, the T queries (and new keys) are at positions index..index+T-1.
         start = 0 if cache_update_index is None else ops.cast(cache_update_index, "int32")
         if not fixed_cache:  # the keys and values of the inputs
-            k = self._to_heads(self._key_dense(key), axes, batch)  # (B, h, S or T, d_k)
-            v = self._to_heads(self._value_dense(value), axes, batch)  # (B, h, S or T, d_v)
+            k = self._to_heads(self._key_dense, key, axes, batch)  # (B, h, S or T, d_k)
+            v = self._to_heads(self._value_dense, value, axes, batch)  # (B, h, S or T, d_v)
             k, v = ops.cast(k, work), ops.cast(v, work)
         if self.position_encoding == "rope":  # queries at start.., keys at start.. (or 0..S-1)
             q = _rotary(q, start + ops.arange(T))
-            k = _rotary(k, start + ops.arange(ops.shape(k)[-2]))
+            k = _rotary(k, start + ops.arange(_shape(k)[-2]))
         if cache is not None:
             if not fixed_cache:  # write the new positions into their slots
                 new = ops.cast(ops.stack([k, v], axis=1), cache.dtype)  # (B, 2, h, T, d_k)
                 cache = ops.slice_update(cache, (0, 0, 0, start, 0), new)
             k, v = ops.cast(cache[:, 0], work), ops.cast(cache[:, 1], work)  # (B, h, S_max, d)
-        S = ops.shape(k)[-2]
+        S = _shape(k)[-2]
 
         dropout = self.dropout if training else 0.0
         # The memory-saving path needs no returned scores and no dropout; None: the plain path.
@@ -1080,10 +1114,9 @@ class MultiHeadAttention(keras.layers.Layer):
             weights = ops.cast(weights, dtype)
         heads = ops.cast(heads, dtype)
 
-        heads = self._from_heads(heads, axes, batch, query_shape)  # (B, T, h, d_v)
         if self.use_gate:
-            heads = heads * self._gate_dense(query)  # (B, T, h, d_v)
-        output = self._output_dense(heads)  # (B, T, *output_shape)
+            heads = heads * self._to_heads(self._gate_dense, query, axes, batch)  # (B, h, T, d_v)
+        output = self._from_heads(heads, axes, batch, query_shape)  # (B, T, *output_shape)
         # With supports_masking, Keras's Layer.__call__ then attaches the query's implicit mask.
         results = [output]
         if return_attention_scores:
@@ -1100,12 +1133,16 @@ class MultiHeadAttention(keras.layers.Layer):
     def _from_heads(
         self, x: Tensor, axes: tuple[int, ...], batch: tuple[int, ...], query_shape: Shape
     ) -> Tensor:
-        """Undo `_to_heads` for the query: `(*batch, h, T, d) -> (B, *positions, h, d)`."""
+        """The output projection of the heads `(*batch, h, T, d_v)` (from `_to_heads`):
+        `(B, *positions, *output_shape)`."""
+        if len(query_shape) == 3:  # (B, h, T, d_v): one einsum, no transpose
+            return self._project(self._output_dense, x, heads_first=True)
         if len(axes) > 1:
             shape = ops.shape(x)
             x = ops.reshape(x, (*shape[:-2], *[query_shape[a] for a in axes], shape[-1]))
         order = (*batch, len(query_shape) - 1, *axes, len(query_shape))  # where each axis went
-        return ops.transpose(x, tuple(int(i) for i in np.argsort(order)))
+        x = ops.transpose(x, tuple(int(i) for i in np.argsort(order)))  # (B, *positions, h, d)
+        return self._project(self._output_dense, x)
 
     # -------------------------------------------------------- shapes and config
     def compute_output_shape(
