@@ -882,9 +882,10 @@ class MultiHeadAttention(keras.layers.Layer):
         """`dense(x, heads_first=heads_first)`, without a second `Layer.__call__`.
 
         Keras's `Layer.__call__` (input conversion, masks, autocast and name scopes) costs
-        about 0.4 ms per eager call, and this layer's own `__call__` has already done all of it
-        for these inputs; so the projection's `call` runs directly, unless the projection has an
-        activity regularizer, which only `__call__` records.
+        about 0.2 ms per eager call on a 2-core CPU, four times per attention call, and this
+        layer's own `__call__` has already done all of it for these inputs; so the projection's
+        `call` runs directly, unless the projection has an activity regularizer, which only
+        `__call__` records.
         """
         if dense.activity_regularizer is not None:
             return dense(x, heads_first=heads_first)
