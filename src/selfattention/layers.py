@@ -882,10 +882,10 @@ class MultiHeadAttention(keras.layers.Layer):
         """`dense(x, heads_first=heads_first)`, without a second `Layer.__call__`.
 
         Keras's `Layer.__call__` (input conversion, masks, autocast and name scopes) costs
-        about 0.2 ms per eager call on a 2-core CPU, four times per attention call, and this
-        layer's own `__call__` has already done all of it for these inputs; so the projection's
-        `call` runs directly, unless the projection has an activity regularizer, which only
-        `__call__` records.
+        about 0.2 ms per eager call on a 2-core CPU, four (with the gate five) times per
+        attention call, and this layer's own `__call__` has already done all of it for these
+        inputs; so the projection's `call` runs directly, unless the projection has an activity
+        regularizer, which only `__call__` records.
         """
         if dense.activity_regularizer is not None:
             return dense(x, heads_first=heads_first)
@@ -1117,7 +1117,7 @@ class MultiHeadAttention(keras.layers.Layer):
 
         if self.use_gate:
             heads = heads * self._to_heads(self._gate_dense, query, axes, batch)  # (B, h, T, d_v)
-        output = self._from_heads(heads, axes, batch, query_shape)  # (B, T, *output_shape)
+        output = self._output_projection(heads, axes, batch, query_shape)  # (B, T, *output_shape)
         # With supports_masking, Keras's Layer.__call__ then attaches the query's implicit mask.
         results = [output]
         if return_attention_scores:
@@ -1131,7 +1131,7 @@ class MultiHeadAttention(keras.layers.Layer):
             results.append(cache)
         return results[0] if len(results) == 1 else tuple(results)
 
-    def _from_heads(
+    def _output_projection(
         self, x: Tensor, axes: tuple[int, ...], batch: tuple[int, ...], query_shape: Shape
     ) -> Tensor:
         """The output projection of the heads `(*batch, h, T, d_v)` (from `_to_heads`):
